@@ -1,0 +1,49 @@
+"""Settings: every default in one place, each overridable by a RAG_* environment variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RagError
+
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rag"
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RagError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise RagError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    embedding_model: str = DEFAULT_MODEL
+    index_dir: Path = Path("index")
+    seeds_dir: Path = Path("seeds")
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    batch_size: int = 32
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get
+        return cls(
+            embedding_model=env("RAG_EMBEDDING_MODEL") or DEFAULT_MODEL,
+            index_dir=Path(env("RAG_INDEX_DIR") or "index"),
+            seeds_dir=Path(env("RAG_SEEDS_DIR") or "seeds"),
+            cache_dir=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else _default_cache_dir(),
+            batch_size=_positive_int("RAG_BATCH_SIZE", 32),
+        )

