@@ -50,17 +50,24 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
-        rows.append(("first build of the default model (empty cache)", [timed_process([sys.executable, "-c", LOAD, str(cache)])]))
+        rows.append(
+            (
+                "first build of the default model (empty cache)",
+                [timed_process([sys.executable, "-c", LOAD, str(cache)])],
+            )
+        )
 
         loads = []
         for _ in range(runs):
-            out = subprocess.run([sys.executable, "-c", LOAD, str(cache)], check=True, cwd=REPO, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, "-c", LOAD, str(cache)], check=True, cwd=REPO, capture_output=True, text=True
+            )
             loads.append(float(out.stdout))
         rows.append(("warm model load in a new process (imports included)", loads))
 
         settings = Settings(index_dir=Path(tmp) / "index", seeds_dir=REPO / "seeds", cache_dir=cache)
         engine = Engine(settings)
-        engine.embedder  # loaded once, outside the timing
+        assert engine.embedder.dimension  # load the model once, outside the timing
         builds = []
         for _ in range(runs):
             started = time.perf_counter()

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 from .errors import InputError
@@ -18,13 +19,13 @@ from .errors import InputError
 DOCUMENT_SUFFIXES = (".txt", ".md")
 SEGMENTER = "pysbd-fr-0.3.4+merge-v1"  # recorded in the manifest; bump when the rules change
 
-# A paragraph ends at a blank line or a line break: news articles put one paragraph per line.
+# A paragraph ends at a line break: news articles put one paragraph per line; blank ones are skipped.
 _PARAGRAPH_BREAK = re.compile(r"\n")
 # Abbreviations after which pysbd still splits in French text ("p. 12", "janv. 2024").
-_ABBREVIATIONS = {
-    "p", "pp", "cf", "art", "env", "éd", "vol", "chap", "fig", "no", "n°", "mme", "mlle", "mm", "dr", "pr", "me",
-    "st", "ste", "janv", "févr", "fév", "avr", "juil", "sept", "oct", "nov", "déc", "h", "min", "av", "apr", "j.-c",
-}
+_ABBREVIATIONS = frozenset(
+    "p pp cf art env éd vol chap fig no n° mme mlle mm dr pr me st ste "
+    "janv févr fév avr juil sept oct nov déc h min av apr j.-c".split()
+)
 _LAST_WORD = re.compile(r"([\w°.-]+)\.\s*$")
 
 
@@ -166,21 +167,20 @@ def _boundaries(text: str, start: int, end: int) -> list[int]:
             cut += 1  # closing marks pysbd left for the next piece ("?!!", "»")
         if cut > cuts[-1]:
             cuts.append(cut)
-    return cuts + [end] if cuts[-1] < end else cuts
+    return [*cuts, end] if cuts[-1] < end else cuts
 
 
 def _split_paragraph(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Sentence spans inside text[start:end], trimmed of surrounding white space."""
     spans: list[tuple[int, int]] = []
     cuts = _boundaries(text, start, end)
-    for cut_start, cut_end in zip(cuts, cuts[1:]):
+    for cut_start, cut_end in pairwise(cuts):
         span_start, span_end = _strip(text, cut_start, cut_end)
         if span_start == span_end:
             continue
         piece = text[span_start:span_end]
         if spans and (
-            not any(char.isalnum() for char in piece)
-            or _continues_previous(text[spans[-1][0] : spans[-1][1]], piece)
+            not any(char.isalnum() for char in piece) or _continues_previous(text[spans[-1][0] : spans[-1][1]], piece)
         ):
             spans[-1] = (spans[-1][0], span_end)
         else:

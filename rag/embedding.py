@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
 from .config import DEFAULT_MODEL
+from .errors import ModelError
 from .offline_model import PROMPTS, ensure_default_model
-
-log = logging.getLogger(__name__)
 
 
 def _quiet_transformers() -> None:
@@ -67,7 +64,7 @@ class Embedder:
         batch = self._model.preprocess(list(texts))
         return [
             ids[: int(sum(mask))]
-            for ids, mask in zip(batch["input_ids"].tolist(), batch["attention_mask"].tolist())
+            for ids, mask in zip(batch["input_ids"].tolist(), batch["attention_mask"].tolist(), strict=True)
         ]
 
     def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:

