@@ -24,6 +24,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ def write_index(
         raise ValueError("one vector per sentence is required")
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    per_document = Counter(s.document for s in sentences)  # one pass, not one per document
     files = {
         VECTORS: faiss.serialize_index(index).tobytes(),
         METADATA: _metadata_bytes(documents, sentences),
@@ -169,7 +171,7 @@ def write_index(
                 "path": d.path,
                 "sha256": d.sha256,
                 "characters": len(d.text),
-                "sentences": sum(1 for s in sentences if s.document == d.id),
+                "sentences": per_document[d.id],
             }
             for d in documents
         ],
