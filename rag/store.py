@@ -5,6 +5,8 @@ Layout of the index folder::
     CURRENT                 name of the live generation (replaced atomically)
     gen-<number>-<time>/    one complete build, numbered in build order
         vectors.faiss       FAISS inner-product index over L2-normalised vectors
+        tokens.npz          each sentence's token vectors, for late-interaction scoring
+        background.npz      token vectors of the background sentences (abstention)
         metadata.sqlite3    documents (exact text, sha256) and sentences (offsets)
         manifest.json       what was built, with how, and the checksum of each file
     .build.lock             held while a build runs, so builds never interleave
@@ -12,18 +14,21 @@ Layout of the index folder::
 A build writes a hidden temporary folder, fsyncs it, renames it to a generation and
 only then swaps ``CURRENT``; readers see the old index or the new one, never a mix.
 Loading reads each file once, checks its size and sha256 against the manifest and
-only then hands the bytes to FAISS or SQLite. The only module that imports faiss.
+only then hands the bytes to FAISS, SQLite or NumPy (never with pickle). The only module
+that imports faiss.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
 import sqlite3
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,16 +42,39 @@ from .documents import Document, Sentence
 from .errors import IndexInvalidError, IndexMissingError, RagError
 
 FORMAT = "rag-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: token vectors and background added
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
+TOKENS = "tokens.npz"
+BACKGROUND = "background.npz"
 METADATA = "metadata.sqlite3"
 _LOCK = ".build.lock"
 _TMP_PREFIX = ".tmp-"
 _GEN_PREFIX = "gen-"
 KEEP_GENERATIONS = 2  # the live one and the one before, for readers still on it
 FIX = "run `rag index` to rebuild it"
+
+
+@dataclass(frozen=True)
+class TokenVectors:
+    """The token vectors of many texts in one matrix: rows ``offsets[i]:offsets[i + 1]`` belong to text i."""
+
+    offsets: np.ndarray  # int64, one more than there are texts
+    vectors: np.ndarray  # float32, one unit-length row per token
+
+    @classmethod
+    def join(cls, per_text: list[np.ndarray], dimension: int) -> TokenVectors:
+        offsets = np.zeros(len(per_text) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(rows) for rows in per_text])
+        vectors = np.concatenate(per_text) if per_text else np.zeros((0, dimension))
+        return cls(offsets=offsets, vectors=np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def of(self, text: int) -> np.ndarray:
+        return self.vectors[self.offsets[text] : self.offsets[text + 1]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +85,8 @@ class IndexContents:
     documents: dict[str, Document]
     sentences: list[Sentence]  # row i of the vectors is sentences[i]
     vectors: object  # faiss.Index
+    tokens: TokenVectors  # text i is sentences[i]
+    background: TokenVectors  # the background sentences the manifest names
 
     def sentence_text(self, sentence: Sentence) -> str:
         return self.documents[sentence.document].text[sentence.start : sentence.end]
@@ -120,6 +150,35 @@ def _metadata_bytes(documents: list[Document], sentences: list[Sentence]) -> byt
     return data
 
 
+def _tokens_bytes(tokens: TokenVectors) -> bytes:
+    """float16 halves the size; late-interaction scores move by less than 1e-3."""
+    buffer = io.BytesIO()
+    np.savez(buffer, offsets=tokens.offsets, vectors=tokens.vectors.astype(np.float16))
+    return buffer.getvalue()
+
+
+def _load_tokens(data: bytes, where: Path, texts: int, dimension: int) -> TokenVectors:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            if sorted(archive.files) != ["offsets", "vectors"]:
+                raise ValueError
+            offsets, vectors = archive["offsets"], archive["vectors"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        raise IndexInvalidError(f"{where} is not a token vector file; {FIX}") from None
+    if not (
+        offsets.dtype == np.int64
+        and vectors.dtype == np.float16
+        and offsets.shape == (texts + 1,)
+        and vectors.ndim == 2
+        and vectors.shape[1] == dimension
+        and offsets[0] == 0
+        and offsets[-1] == vectors.shape[0]
+        and bool(np.all(np.diff(offsets) >= 0))
+    ):
+        raise IndexInvalidError(f"{where} disagrees with the manifest; {FIX}")
+    return TokenVectors(offsets=offsets, vectors=vectors.astype(np.float32))
+
+
 def _next_number(index_dir: Path) -> int:
     """Generations are numbered in build order, so sorting their names sorts them by age."""
     numbers = [int(p.name.split("-")[1]) for p in index_dir.glob(_GEN_PREFIX + "*") if p.name.split("-")[1].isdigit()]
@@ -142,20 +201,24 @@ def write_index(
     documents: list[Document],
     sentences: list[Sentence],
     vectors: np.ndarray,
+    tokens: TokenVectors,
+    background: TokenVectors,
     info: dict,
 ) -> Path:
     """Write a new generation and make it the live one. The caller holds ``build_lock``.
 
-    ``info`` holds the model and segmentation settings recorded in the manifest."""
+    ``info`` holds the model, segmentation and background recorded in the manifest."""
     import faiss
 
-    if vectors.shape[0] != len(sentences):
-        raise ValueError("one vector per sentence is required")
+    if not vectors.shape[0] == len(tokens) == len(sentences):
+        raise ValueError("one vector and one set of token vectors per sentence are required")
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     per_document = Counter(s.document for s in sentences)  # one pass, not one per document
     files = {
         VECTORS: faiss.serialize_index(index).tobytes(),
+        TOKENS: _tokens_bytes(tokens),
+        BACKGROUND: _tokens_bytes(background),
         METADATA: _metadata_bytes(documents, sentences),
     }
     manifest = {
@@ -222,12 +285,14 @@ def _read_manifest(generation: Path) -> dict:
             f"this rag reads version {FORMAT_VERSION}; {FIX}"
         )
     try:
-        for name in (VECTORS, METADATA):
+        for name in (VECTORS, TOKENS, BACKGROUND, METADATA):
             entry = manifest["files"][name]
             if not (isinstance(entry["sha256"], str) and isinstance(entry["bytes"], int)):
                 raise TypeError
         int(manifest["counts"]["sentences"]), int(manifest["counts"]["documents"])
         str(manifest["model"]["name"]), int(manifest["model"]["dimension"])
+        int(manifest["model"]["token_dimension"]), int(manifest["background"]["sentences"])
+        str(manifest["background"]["sha256"])
     except (KeyError, TypeError, ValueError):
         raise IndexInvalidError(f"{generation / MANIFEST} lacks required fields; {FIX}") from None
     return manifest
@@ -284,6 +349,16 @@ def load_index(index_dir: Path) -> IndexContents:
     except RuntimeError:
         raise IndexInvalidError(f"{generation / VECTORS} is not a FAISS index; {FIX}") from None
     documents, sentences = _load_metadata(metadata_bytes, generation / METADATA)
+    token_dimension = manifest["model"]["token_dimension"]
+    tokens = _load_tokens(
+        _read_verified(generation, TOKENS, manifest), generation / TOKENS, len(sentences), token_dimension
+    )
+    background = _load_tokens(
+        _read_verified(generation, BACKGROUND, manifest),
+        generation / BACKGROUND,
+        manifest["background"]["sentences"],
+        token_dimension,
+    )
     counts = manifest["counts"]
     if not (
         vectors.ntotal == len(sentences) == counts["sentences"]
@@ -291,4 +366,11 @@ def load_index(index_dir: Path) -> IndexContents:
         and vectors.d == manifest["model"]["dimension"]
     ):
         raise IndexInvalidError(f"the files in {generation} disagree with its manifest; {FIX}")
-    return IndexContents(manifest=manifest, documents=documents, sentences=sentences, vectors=vectors)
+    return IndexContents(
+        manifest=manifest,
+        documents=documents,
+        sentences=sentences,
+        vectors=vectors,
+        tokens=tokens,
+        background=background,
+    )

