@@ -1,0 +1,125 @@
+"""Choosing citations, abstaining, checking questions. Fake vectors, a real index on disk."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag import answer as answers
+from rag.config import Settings
+from rag.engine import Engine
+from rag.errors import InputError
+from rag.retrieval import Retrieval, Scored, best_matches
+from rag.store import TokenVectors, load_index
+
+from .conftest import SEEDS
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    from .conftest import FakeEmbedder
+
+    settings = Settings(embedding_model="fake", index_dir=tmp_path_factory.mktemp("index"), seeds_dir=SEEDS)
+    Engine(settings, embedder=FakeEmbedder()).build_index()
+    return load_index(settings.index_dir)
+
+
+def scored(row, score, coverage):
+    return Scored(row=row, score=score, coverage=np.array(coverage, dtype=np.float32))
+
+
+def retrieval(*ranked, background=0.5):
+    return Retrieval(ranked=list(ranked), background_best=background)
+
+
+def test_the_best_sentence_comes_first_and_its_text_is_the_documents(index):
+    found = retrieval(scored(6, 0.80, [0.8, 0.8]), scored(2, 0.60, [0.6, 0.6]))
+    result = answers.compose("q", np.zeros((2, 16)), found, index, limit=3)
+    assert not result.abstained
+    assert [c.sentence for c in result.citations] == [6] and result.citations[0].id == 1
+    text = index.documents[result.citations[0].document].text
+    assert result.citations[0].text == text[result.citations[0].start : result.citations[0].end]
+    assert result.answer == f"{result.citations[0].text} [1]"
+    assert result.citations[0].score == 0.8
+
+
+def test_a_close_sentence_covering_another_part_of_the_question_is_cited_too(index):
+    found = retrieval(
+        scored(15, 0.80, [0.9, 0.9, 0.6]),
+        scored(16, 0.79, [0.9, 0.9, 0.6]),  # adds nothing the first does not cover
+        scored(18, 0.75, [0.6, 0.6, 0.9]),  # covers the third question token
+        scored(3, 0.60, [0.5, 0.5, 0.99]),  # covers it too but scores too far below the best
+    )
+    result = answers.compose("q", np.zeros((3, 16)), found, index, limit=3)
+    assert [c.sentence for c in result.citations] == [15, 18]
+    assert result.answer.index("[2]") > result.answer.index("[1]"), "sentences in reading order"
+
+
+def test_a_sentence_that_refers_back_brings_the_one_before(index):
+    # Sentence 8 opens "Ces deux accords…", about the agreements of sentence 7.
+    assert index.sentence_text(index.sentences[8]).startswith("Ces deux accords")
+    found = retrieval(scored(8, 0.80, [0.8]), scored(7, 0.60, [0.6]))
+    result = answers.compose("q", np.zeros((1, 16)), found, index, limit=3)
+    assert [c.sentence for c in result.citations] == [8, 7]
+    assert result.citations[1].score == 0.6
+    assert result.answer.index("[2]") < result.answer.index("[1]"), "sentence 7 is read first"
+    alone = answers.compose("q", np.zeros((1, 16)), found, index, limit=1)
+    assert [c.sentence for c in alone.citations] == [8], "the limit holds"
+
+
+def test_no_better_than_the_background_means_abstaining_without_passages(index):
+    found = retrieval(scored(6, 0.60, [0.6]), background=0.70)
+    result = answers.compose("q", np.zeros((1, 16)), found, index, limit=3)
+    assert result.abstained and result.citations == []
+    assert result.answer == "The article does not say."
+
+
+def test_a_near_miss_abstains_but_shows_the_closest_passages(index):
+    found = retrieval(scored(6, 0.70, [0.7]), scored(5, 0.69, [0.69]), scored(4, 0.6, [0.6]), background=0.70)
+    result = answers.compose("q", np.zeros((1, 16)), found, index, limit=3)
+    assert result.abstained and [c.sentence for c in result.citations] == [6, 5]
+    assert result.answer.startswith("The article does not say.") and "[1]" not in result.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("", "empty"),
+        (" \n\t ", "empty"),
+        ("x" * 1001, "1001 characters; the limit is 1000"),
+        ("Putin \ud800?", "lone surrogate"),
+    ],
+)
+def test_bad_questions_are_refused_saying_why(question, message):
+    with pytest.raises(InputError, match=message):
+        answers.check_question(question)
+
+
+def test_questions_are_trimmed_and_the_citation_limit_is_bounded():
+    assert answers.check_question("  Qui ?\n") == "Qui ?"
+    assert answers.check_question("x" * 1000 + "   ") == "x" * 1000
+    assert answers.check_citation_limit(None) == 3
+    for bad in (0, -1, 11, 10**9):
+        with pytest.raises(InputError, match="top_k must be from 1 to 10"):
+            answers.check_citation_limit(bad)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 4), min_size=1, max_size=6),
+    question_tokens=st.integers(0, 3),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
+def test_best_matches_equal_the_plain_definition(lengths, question_tokens, seed, data):
+    rng = np.random.default_rng(seed)
+    tokens = TokenVectors.join([rng.normal(size=(n, 5)).astype(np.float32) for n in lengths], 5)
+    question = rng.normal(size=(question_tokens, 5)).astype(np.float32)
+    texts = data.draw(st.none() | st.lists(st.integers(0, len(lengths) - 1), max_size=6))
+    got = best_matches(question, tokens, texts)
+    chosen = range(len(lengths)) if texts is None else texts
+    assert got.shape == (len(chosen), question_tokens)
+    for row, text in enumerate(chosen):
+        rows = tokens.of(text)
+        expected = (rows @ question.T).max(axis=0) if len(rows) else np.full(question_tokens, -1.0)
+        assert np.allclose(got[row], expected, atol=1e-5)

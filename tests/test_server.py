@@ -1,0 +1,215 @@
+"""`rag serve` end to end: a real uvicorn server on 127.0.0.1 with the real default model,
+called over HTTP the way outside clients call it."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from .conftest import REPO, SEEDS, model_cache_dir
+
+pytestmark = pytest.mark.model
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(base, path, body=None, raw=None, method=None, timeout=60):
+    """(status, headers, parsed JSON or text) of one request."""
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, headers, payload = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        status, headers, payload = error.code, error.headers, error.read()
+    if headers.get_content_type() == "application/json":
+        return status, headers, json.loads(payload)
+    return status, headers, payload.decode()
+
+
+class Server:
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "RAG_INDEX_DIR": str(tmp_path / "index"),  # empty: serve builds it first
+            "RAG_SEEDS_DIR": str(SEEDS),
+            "RAG_CACHE_DIR": str(model_cache_dir()),
+            "HF_HUB_OFFLINE": "1",
+        }
+        self.log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rag", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.readiness = []  # /readyz statuses seen while starting
+
+    def wait_ready(self, timeout=300):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output()[-3000:]
+            try:
+                status, _, _ = call(self.base, "/readyz", timeout=5)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            self.readiness.append(status)
+            if status == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError("not ready in time\n" + self.output()[-3000:])
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("serve"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_ready_only_after_loading_and_alive_throughout(server):
+    assert server.readiness[0] == 503 and server.readiness[-1] == 200
+    assert call(server.base, "/healthz")[0] == 200
+    assert "no index yet; building it" in server.output()
+
+
+def test_ask_returns_the_contract_field_by_field(server):
+    status, headers, body = call(server.base, "/api/ask", {"question": "What did Putin demand?"})
+    assert status == 200 and headers.get_content_type() == "application/json"
+    assert list(body) == ["question", "abstained", "answer", "citations"]
+    assert body["question"] == "What did Putin demand?"
+    assert body["abstained"] is False
+    assert isinstance(body["answer"], str) and "[1]" in body["answer"]
+    assert 1 <= len(body["citations"]) <= 3
+    for number, citation in enumerate(body["citations"], start=1):
+        assert list(citation) == ["id", "document", "sentence", "start", "end", "text", "score"]
+        assert citation["id"] == number
+        assert all(isinstance(citation[key], int) for key in ("sentence", "start", "end"))
+        assert isinstance(citation["score"], float) and -1 <= citation["score"] <= 1
+        status, _, document = call(server.base, f"/api/documents/{citation['document']}")
+        assert status == 200 and list(document) == ["id", "title", "text"]
+        assert document["id"] == citation["document"]
+        assert document["text"][citation["start"] : citation["end"]] == citation["text"]
+        assert f"{citation['text']} [{number}]" in body["answer"]
+    assert "formellement exclue de l" in body["citations"][0]["text"]
+
+
+def test_off_topic_questions_are_abstained_in_plain_words(server):
+    status, _, body = call(server.base, "/api/ask", {"question": "Who wrote Pride and Prejudice?"})
+    assert status == 200 and body["abstained"] is True
+    assert body["answer"].startswith("The article does not say.")
+
+
+def test_top_k_bounds_the_citations(server):
+    question = "What did Ukrainian and Russian forces accuse each other of?"
+    status, _, body = call(server.base, "/api/ask", {"question": question, "top_k": 1})
+    assert status == 200 and len(body["citations"]) == 1
+
+
+BAD_REQUESTS = {
+    "no-question": ({}, None, "question: Field required"),
+    "empty": ({"question": ""}, None, "question"),
+    "blank": ({"question": "   "}, None, "the question is empty"),
+    "too-long": ({"question": "x" * 1001}, None, "1000 characters"),
+    "number": ({"question": 5}, None, "question: Input should be a valid string"),
+    "null": ({"question": None}, None, "question"),
+    "list": ({"question": ["a"]}, None, "question"),
+    "not-json": (None, b'{"question": ', "not valid JSON"),
+    "empty-body": (None, b"", "body"),
+    "array": (None, b"[1, 2]", "body"),
+    "lone-surrogate": (None, b'{"question": "\\ud800"}', "question: Input should be a valid string"),
+    "top-k-zero": ({"question": "Qui ?", "top_k": 0}, None, "top_k"),
+    "top-k-huge": ({"question": "Qui ?", "top_k": 10**12}, None, "top_k"),
+    "top-k-fraction": ({"question": "Qui ?", "top_k": 2.5}, None, "top_k"),
+    "top-k-text": ({"question": "Qui ?", "top_k": "3"}, None, "top_k"),
+    "top-k-bool": ({"question": "Qui ?", "top_k": True}, None, "top_k"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_bad_input_gets_4xx_with_a_detail_and_the_server_carries_on(server, case):
+    body, raw, words = BAD_REQUESTS[case]
+    status, headers, reply = call(server.base, "/api/ask", body=body, raw=raw, method="POST")
+    assert 400 <= status < 500, reply
+    assert headers.get_content_type() == "application/json"
+    assert isinstance(reply["detail"], str) and words in reply["detail"], reply
+    assert call(server.base, "/api/ask", {"question": "Qui a rencontré Vladimir Poutine ?"})[0] == 200
+
+
+def test_unknown_documents_and_routes_answer_404_with_a_detail(server):
+    status, _, reply = call(server.base, "/api/documents/nope")
+    assert status == 404 and "nope" in reply["detail"]
+    status, _, reply = call(server.base, "/api/nothing-here")
+    assert status == 404 and reply["detail"]
+    status, _, reply = call(server.base, "/api/ask")  # GET
+    assert status == 405 and reply["detail"]
+
+
+def test_docs_need_nothing_from_another_host(server):
+    assert call(server.base, "/docs")[0] == 404, "Swagger UI (CDN assets) is off"
+    status, _, schema = call(server.base, "/openapi.json")
+    assert status == 200 and "/api/ask" in schema["paths"]
+
+
+def test_32_concurrent_requests_get_the_answers_given_one_by_one(server):
+    questions = [json.loads(line)["question"] for line in (REPO / "eval" / "extra.jsonl").open()][:32]
+    one_by_one = [call(server.base, "/api/ask", {"question": q}) for q in questions]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        together = list(pool.map(lambda q: call(server.base, "/api/ask", {"question": q}, timeout=300), questions))
+    assert [(s, b) for s, _, b in together] == [(s, b) for s, _, b in one_by_one]
+    assert all(s == 200 for s, _, _ in together)
+
+
+def test_rag_ask_json_prints_exactly_the_api_body(server):
+    question = "¿Dónde se reunieron Witkoff y Putin?"
+    request = urllib.request.Request(
+        server.base + "/api/ask", data=json.dumps({"question": question}).encode(), method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        api_body = response.read().decode()
+    result = subprocess.run(
+        [sys.executable, "-m", "rag", "ask", "--json", question],
+        cwd=REPO,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == api_body + "\n"
+    person = subprocess.run(
+        [sys.executable, "-m", "rag", "ask", question], cwd=REPO, env=server.env, capture_output=True, text=True
+    )
+    assert person.returncode == 0 and "Saint-Pétersbourg" in person.stdout
+    assert "[1] 000_8cb13a5d0c7818f1, sentence 2, characters" in person.stdout
