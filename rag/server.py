@@ -11,15 +11,31 @@ import logging
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field, StrictInt
+from starlette.concurrency import run_in_threadpool
 
 from .answer import MAX_CITATIONS, MAX_QUESTION_CHARACTERS
 from .engine import Engine
 from .errors import IndexMissingError, InputError, RagError
+from .page import article_view, in_reading_order
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+MAX_FORM_BYTES = 64 * 1024
+SECURITY_HEADERS = {
+    # Scripts, styles and everything else come from this server only; no inline script.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 log = logging.getLogger("rag.server")
 
@@ -109,6 +125,24 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
         redoc_url=None,
     )
     app.state.failure = lambda: state["failure"]
+    templates = Jinja2Templates(directory=WEB_DIR / "templates")  # autoescapes .html
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    def page(request: Request, turns: list[dict], marked: set[tuple[str, int]], draft: str = "", status: int = 200):
+        index = engine.index if ready.is_set() else None
+        articles = []
+        if index is not None:
+            for document in index.documents.values():
+                rows = {n for d, n in marked if d == document.id}
+                articles.append(article_view(document, index.sentences, rows))
+        context = {"turns": turns, "articles": articles, "draft": draft, "max_question": MAX_QUESTION_CHARACTERS}
+        return templates.TemplateResponse(request, "page.html", context, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -118,16 +152,39 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     async def invalid_input(request: Request, exc: InputError) -> JSONResponse:
         return _error(422, str(exc))
 
+    def not_ready_detail() -> str:
+        return f"not ready: {state['failure']}" if state["failure"] else "the model and index are still loading"
+
     def not_ready() -> JSONResponse:
-        detail = f"not ready: {state['failure']}" if state["failure"] else "the model and index are still loading"
-        return _error(503, detail, headers={"Retry-After": "5"})
+        return _error(503, not_ready_detail(), headers={"Retry-After": "5"})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        return (
-            '<!doctype html><html lang="en"><meta charset="utf-8"><title>rag</title>'
-            "<p>rag is running. Ask with <code>POST /api/ask</code>; the chat page comes next.</p></html>"
-        )
+    def home(request: Request):
+        if not ready.is_set():
+            return page(request, [{"kind": "error", "text": not_ready_detail()}], set(), status=503)
+        return page(request, [], set())
+
+    @app.post("/", response_class=HTMLResponse, include_in_schema=False)
+    async def ask_from_form(request: Request):
+        """The chat without JavaScript: the form posts here and gets the page with the answer."""
+        body = await request.body()
+        try:
+            if len(body) > MAX_FORM_BYTES:
+                raise InputError(f"the form is over {MAX_FORM_BYTES // 1024} KiB")
+            fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            fields = {}
+        question = (fields.get("question") or [""])[0]
+        turns = [{"kind": "question", "text": question}]
+        if not ready.is_set():
+            return page(request, [*turns, {"kind": "error", "text": not_ready_detail()}], set(), question, 503)
+        try:
+            answer = await run_in_threadpool(engine.answer, question)
+        except InputError as exc:
+            return page(request, [*turns, {"kind": "error", "text": f"Cannot ask that: {exc}."}], set(), question, 422)
+        marked = set() if answer.abstained else {(c.document, c.sentence) for c in answer.citations}
+        turns.append({"kind": "answer", "answer": answer, "reading_order": in_reading_order(answer)})
+        return page(request, turns, marked)
 
     @app.get("/healthz")
     def healthz() -> dict:

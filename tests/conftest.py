@@ -1,6 +1,13 @@
 """Shared fixtures. The real default model is loaded once per test session."""
 
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 
 # Set before anything imports huggingface_hub: no test may reach for a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -69,3 +76,83 @@ def fake_embedder():
 @pytest.fixture
 def settings(tmp_path):
     return Settings(index_dir=tmp_path / "index", seeds_dir=SEEDS, cache_dir=model_cache_dir())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(base, path, body=None, raw=None, method=None, timeout=60):
+    """(status, headers, parsed JSON or text) of one request."""
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, headers, payload = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        status, headers, payload = error.code, error.headers, error.read()
+    if headers.get_content_type() == "application/json":
+        return status, headers, json.loads(payload)
+    return status, headers, payload.decode()
+
+
+class Server:
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "RAG_INDEX_DIR": str(tmp_path / "index"),  # empty: serve builds it first
+            "RAG_SEEDS_DIR": str(SEEDS),
+            "RAG_CACHE_DIR": str(model_cache_dir()),
+            "HF_HUB_OFFLINE": "1",
+        }
+        self.log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rag", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.readiness = []  # /readyz statuses seen while starting
+
+    def wait_ready(self, timeout=300):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output()[-3000:]
+            try:
+                status, _, _ = call(self.base, "/readyz", timeout=5)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            self.readiness.append(status)
+            if status == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError("not ready in time\n" + self.output()[-3000:])
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One real `rag serve` for the session, started on an empty index folder."""
+    server = Server(tmp_path_factory.mktemp("serve"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -2,99 +2,19 @@
 called over HTTP the way outside clients call it."""
 
 import json
-import os
-import socket
+import re
 import subprocess
 import sys
-import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import REPO, SEEDS, model_cache_dir
+from .conftest import REPO, call
 
 pytestmark = pytest.mark.model
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def call(base, path, body=None, raw=None, method=None, timeout=60):
-    """(status, headers, parsed JSON or text) of one request."""
-    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, headers, payload = response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        status, headers, payload = error.code, error.headers, error.read()
-    if headers.get_content_type() == "application/json":
-        return status, headers, json.loads(payload)
-    return status, headers, payload.decode()
-
-
-class Server:
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "RAG_INDEX_DIR": str(tmp_path / "index"),  # empty: serve builds it first
-            "RAG_SEEDS_DIR": str(SEEDS),
-            "RAG_CACHE_DIR": str(model_cache_dir()),
-            "HF_HUB_OFFLINE": "1",
-        }
-        self.log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "rag", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.readiness = []  # /readyz statuses seen while starting
-
-    def wait_ready(self, timeout=300):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.output()[-3000:]
-            try:
-                status, _, _ = call(self.base, "/readyz", timeout=5)
-            except OSError:
-                time.sleep(0.2)
-                continue
-            self.readiness.append(status)
-            if status == 200:
-                return
-            time.sleep(0.2)
-        raise AssertionError("not ready in time\n" + self.output()[-3000:])
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("serve"))
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 def test_ready_only_after_loading_and_alive_throughout(server):
@@ -213,3 +133,34 @@ def test_rag_ask_json_prints_exactly_the_api_body(server):
     )
     assert person.returncode == 0 and "Saint-Pétersbourg" in person.stdout
     assert "[1] 000_8cb13a5d0c7818f1, sentence 2, characters" in person.stdout
+
+
+def post_form(base, fields: bytes):
+    request = urllib.request.Request(base + "/", data=fields, method="POST")
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.headers, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode()
+
+
+def test_the_form_post_renders_the_answer_escaped_and_with_security_headers(server):
+    status, headers, html = post_form(
+        server.base, urllib.parse.urlencode({"question": "Qui a rencontré Poutine ?"}).encode()
+    )
+    assert status == 200 and 'data-abstained="false"' in html and "<mark>" in html
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html), "no inline script"
+    assert not re.search(r"<[^>]*\son[a-z]+\s*=", html), "no inline event handler"
+
+    status, _, html = post_form(
+        server.base, urllib.parse.urlencode({"question": "<img src=x onerror=alert(1)>"}).encode()
+    )
+    assert status == 200 and "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+    for fields in (b"question=", b"question=%20%20", b"other=1", b"\xff\xfe", ("question=" + "x" * 1001).encode()):
+        status, _, html = post_form(server.base, fields)
+        assert status == 422 and 'class="turn error"' in html, fields

@@ -1,0 +1,183 @@
+"""The chat page in a real browser: Debian's Chromium driven by Playwright against a real
+`rag serve` on 127.0.0.1. Each test saves a screenshot to test-output/screenshots/."""
+
+import shutil
+
+import pytest
+
+from .conftest import REPO, call
+
+pytestmark = pytest.mark.model
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is needed (script/test installs it)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """One browser tab on the server, recording every request and dialog."""
+
+    def __init__(self, browser, server, javascript=True):
+        self.context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1280, "height": 860})
+        self.page = self.context.new_page()
+        self.requests, self.dialogs = [], []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+        self.page.goto(server.base + "/")
+
+    def ask(self, question):
+        self.page.fill("#question", question)
+        self.page.press("#question", "Enter")
+
+    def finish(self, name, server):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+        outside = [url for url in self.requests if not url.startswith(server.base + "/")]
+        self.context.close()
+        assert outside == [], "no request leaves 127.0.0.1"
+
+
+@pytest.fixture
+def visit(browser, server, request):
+    visits = []
+
+    def open_page(javascript=True):
+        visits.append(Visit(browser, server, javascript))
+        return visits[-1]
+
+    yield open_page
+    for number, opened in enumerate(visits):
+        opened.finish(f"{request.node.name}-{number}", server)
+
+
+def api_answer(server, question):
+    status, _, body = call(server.base, "/api/ask", {"question": question})
+    assert status == 200
+    return body
+
+
+def test_page_basics(visit):
+    page = visit().page
+    assert page.title() == "Ask the article · rag"
+    assert page.get_attribute("html", "lang") == "en"
+    assert page.locator("article[lang=fr] p").count() >= 20, "the article keeps its paragraphs"
+    assert page.locator("label[for=question]").inner_text() == "Your question"
+    assert page.locator("link[rel=icon]").get_attribute("href") == "/static/favicon.svg"
+    page.focus("#question")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "ask-button", "keyboard order: question, then Ask"
+    chat, article = page.locator(".chat").bounding_box(), page.locator(".article-view").bounding_box()
+    assert article["x"] > chat["x"] + chat["width"] - 1, "side by side on a wide screen"
+    page.set_viewport_size({"width": 400, "height": 800})
+    chat, article = page.locator(".chat").bounding_box(), page.locator(".article-view").bounding_box()
+    assert article["y"] >= chat["y"] + chat["height"] - 1, "stacked on a narrow screen"
+
+
+def test_ask_then_activate_citations_by_click_and_keyboard(visit, server):
+    from playwright.sync_api import expect
+
+    page = visit().page
+    visit_question = "What did Putin demand?"
+    expected = api_answer(server, visit_question)
+    page.locator("#question").fill(visit_question)
+    page.keyboard.press("Enter")
+    answer = page.locator(".turn.answer[data-abstained=false]").last
+    expect(answer).to_be_visible(timeout=60_000)
+    expect(page.locator("#ask-button")).to_be_enabled()
+    assert "formellement exclue" in answer.inner_text()
+
+    answer.locator('[data-citation="1"]').click()
+    mark = page.locator(".article-view mark")
+    expect(mark).to_have_count(1)
+    expect(mark).to_be_visible()
+    expect(mark).to_be_in_viewport()
+    assert mark.inner_text() == expected["citations"][0]["text"]
+
+    # Keyboard only: the second marker, focused and activated with Enter.
+    second = answer.locator('[data-citation="2"]')
+    if second.count():
+        second.focus()
+        page.keyboard.press("Enter")
+        expect(mark).to_have_count(1)
+        assert mark.inner_text() == expected["citations"][1]["text"]
+
+    # The conversation stays: a second question adds to it.
+    page.locator("#question").fill("Qui a rencontré Vladimir Poutine ?")
+    page.locator("#ask-button").click()
+    expect(page.locator(".turn.answer:not(.pending)")).to_have_count(2, timeout=60_000)
+    expect(page.locator(".turn.question")).to_have_count(2)
+
+
+def test_an_off_topic_question_shows_an_abstention(visit):
+    from playwright.sync_api import expect
+
+    opened = visit()
+    opened.ask("Who wrote Pride and Prejudice?")
+    abstention = opened.page.locator(".turn.abstained[data-abstained=true]")
+    expect(abstention).to_be_visible(timeout=60_000)
+    assert "The article does not say" in abstention.inner_text()
+    assert opened.page.locator(".article-view mark").count() == 0
+
+
+def test_markup_in_a_question_is_shown_as_text(visit):
+    from playwright.sync_api import expect
+
+    opened = visit()
+    hostile = "<img src=x onerror=alert(1)>"
+    opened.ask(hostile)
+    expect(opened.page.locator(".turn.answer:not(.pending)")).to_have_count(1, timeout=60_000)
+    assert opened.page.locator(".turn.question .text").inner_text() == hostile
+    assert opened.page.locator("#conversation img").count() == 0
+    assert opened.dialogs == []
+
+
+def test_errors_appear_in_the_conversation(visit):
+    from playwright.sync_api import expect
+
+    opened = visit()
+    page = opened.page
+    page.route("**/api/ask", lambda route: route.fulfill(status=503, json={"detail": "still loading"}))
+    opened.ask("What did Putin demand?")
+    expect(page.locator(".turn.error")).to_contain_text("still loading", timeout=30_000)
+    page.unroute("**/api/ask")
+    page.route("**/api/ask", lambda route: route.abort())
+    opened.ask("What did Putin demand?")
+    expect(page.locator(".turn.error").last).to_contain_text("cannot be reached", timeout=30_000)
+    expect(page.locator("#ask-button")).to_be_enabled()
+
+
+def test_the_page_works_without_javascript(visit, server):
+    from playwright.sync_api import expect
+
+    page = visit(javascript=False).page
+    question = "What did Putin demand?"
+    expected = api_answer(server, question)
+    page.fill("#question", question)
+    page.click("#ask-button")  # a plain form post; the server renders the answer
+    answer = page.locator(".turn.answer[data-abstained=false]")
+    expect(answer).to_be_visible(timeout=60_000)
+    assert answer.locator("[data-citation]").count() == len(expected["citations"])
+    marks = page.locator(".article-view mark")
+    assert sorted(marks.all_inner_texts()) == sorted(c["text"] for c in expected["citations"])
+    answer.locator('[data-citation="1"]').click()  # a link to the sentence in the article
+    assert page.url.endswith(f"#s-{expected['citations'][0]['document']}-{expected['citations'][0]['sentence']}")
+    expect(
+        page.locator(f"#s-{expected['citations'][0]['document']}-{expected['citations'][0]['sentence']}")
+    ).to_be_in_viewport()
