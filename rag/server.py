@@ -168,12 +168,13 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     async def ask_from_form(request: Request):
         """The chat without JavaScript: the form posts here and gets the page with the answer."""
         body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            too_big = {"kind": "error", "text": f"The form is over {MAX_FORM_BYTES // 1024} KiB."}
+            return page(request, [too_big], set(), status=413)
         try:
-            if len(body) > MAX_FORM_BYTES:
-                raise InputError(f"the form is over {MAX_FORM_BYTES // 1024} KiB")
             fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
-            fields = {}
+            fields = {}  # answered below as an empty question
         question = (fields.get("question") or [""])[0]
         turns = [{"kind": "question", "text": question}]
         if not ready.is_set():

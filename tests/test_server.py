@@ -164,3 +164,5 @@ def test_the_form_post_renders_the_answer_escaped_and_with_security_headers(serv
     for fields in (b"question=", b"question=%20%20", b"other=1", b"\xff\xfe", ("question=" + "x" * 1001).encode()):
         status, _, html = post_form(server.base, fields)
         assert status == 422 and 'class="turn error"' in html, fields
+    status, _, html = post_form(server.base, b"question=" + b"x" * 70_000)
+    assert status == 413 and "over 64 KiB" in html
