@@ -36,6 +36,9 @@ class Settings:
     seeds_dir: Path = Path("seeds")
     cache_dir: Path = field(default_factory=_default_cache_dir)
     batch_size: int = 32
+    max_running: int = 2  # answers computed at once (the machine has 2 cores)
+    max_waiting: int = 64  # answers queued behind them; more get 503 at once
+    queue_seconds: int = 10  # longest wait in that queue before 503
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,4 +49,7 @@ class Settings:
             seeds_dir=Path(env("RAG_SEEDS_DIR") or "seeds"),
             cache_dir=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else _default_cache_dir(),
             batch_size=_positive_int("RAG_BATCH_SIZE", 32),
+            max_running=_positive_int("RAG_MAX_RUNNING", 2),
+            max_waiting=_positive_int("RAG_MAX_WAITING", 64),
+            queue_seconds=_positive_int("RAG_QUEUE_SECONDS", 10),
         )

@@ -12,7 +12,7 @@ from .config import Settings
 from .documents import SEGMENTER, Skipped, load_documents, split_sentences
 from .errors import IndexInvalidError, InputError
 from .retrieval import background_sentences, retrieve
-from .store import FIX, IndexContents, TokenVectors, build_lock, load_index, write_index
+from .store import FIX, IndexContents, TokenVectors, build_lock, live_generation, load_index, write_index
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,15 @@ class Engine:
         if self._index is None:
             self._index = self.load_index()
         return self._index
+
+    def refresh(self) -> bool:
+        """Switch to the live index if a build replaced it since it was loaded; True if it did.
+        A new index that fails to load raises and leaves the one in use in place. Answers
+        already running keep the index they started with."""
+        if self._index is not None and live_generation(self.settings.index_dir).name == self._index.generation:
+            return False
+        self._index = self.load_index()
+        return True
 
     def answer(self, question: str, top_k: int | None = None) -> Answer:
         """Answer one question from the index with cited sentences, or abstain."""

@@ -1,12 +1,17 @@
-"""The HTTP API (FastAPI). The only module that imports fastapi.
+"""The HTTP API and the chat page (FastAPI). The only module that imports fastapi.
 
 The model and the index load in a background thread at start-up, so /healthz answers at
-once and /readyz says 503 until answers can be given. Handlers are plain functions: FastAPI
-runs them in its thread pool, and the engine is safe to share between threads.
+once and /readyz says 503 until answers can be given. The same thread then watches the index
+folder and switches to a new build within a second or so; a build that fails to load is
+logged and the one in use stays. Answers run in the thread pool, at most ``max_running`` at
+once with ``max_waiting`` queued behind; beyond that, or after ``queue_seconds`` in the
+queue, the answer is 503 at once rather than an ever longer queue.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -28,7 +33,8 @@ from .errors import IndexMissingError, InputError, RagError
 from .page import article_view, in_reading_order
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-MAX_FORM_BYTES = 64 * 1024
+MAX_BODY_BYTES = 64 * 1024
+RELOAD_SECONDS = 1.0  # how often the index folder is checked for a new build
 SECURITY_HEADERS = {
     # Scripts, styles and everything else come from this server only; no inline script.
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -72,7 +78,8 @@ class Problem(BaseModel):
     detail: str
 
 
-NOT_READY = {503: {"model": Problem, "description": "the model and index are still loading"}}
+NOT_READY = {503: {"model": Problem, "description": "still loading, or too busy to answer now"}}
+TOO_LARGE = {413: {"model": Problem, "description": "the body is over 64 KiB"}}
 
 
 def _error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -91,17 +98,91 @@ def _describe(exc: RequestValidationError) -> str:
     return "; ".join(problems) or "the request is not valid"
 
 
+class BodyLimit:
+    """ASGI middleware: a body over ``limit`` bytes gets 413 before it is read whole, whether
+    its Content-Length says so or it streams in chunks (then the app sees a disconnect)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def _refuse(self, send) -> None:
+        body = json.dumps({"detail": f"the body is over {self.limit // 1024} KiB"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            return await self._refuse(send)
+        received = 0
+        refused = False
+
+        async def counted_receive():
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                refused = True
+                await self._refuse(send)
+                return {"type": "http.disconnect"}
+            return message
+
+        async def send_unless_refused(message):
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted_receive, send_unless_refused)
+
+
+class Busy(Exception):
+    pass
+
+
+class Admission:
+    """At most ``running`` answers at once and ``waiting`` in line; the rest are refused."""
+
+    def __init__(self, running: int, waiting: int, timeout: float):
+        self._running = asyncio.Semaphore(running)
+        self._capacity = running + waiting
+        self._inside = 0  # changed only on the event loop, so no lock
+        self._timeout = timeout
+
+    async def run(self, work: Callable, *args):
+        if self._inside >= self._capacity:
+            raise Busy("too many questions at once; try again in a moment")
+        self._inside += 1
+        try:
+            try:
+                await asyncio.wait_for(self._running.acquire(), self._timeout)
+            except TimeoutError:
+                raise Busy("the server is busy; try again in a moment") from None
+            try:
+                return await run_in_threadpool(work, *args)
+            finally:
+                self._running.release()
+        finally:
+            self._inside -= 1
+
+
 def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> FastAPI:
     """The app for one engine. ``on_fatal`` runs if the engine cannot be made ready."""
     ready = threading.Event()
+    stopping = threading.Event()
     state = {"failure": None}
+    settings = engine.settings
+    admission = Admission(settings.max_running, settings.max_waiting, settings.queue_seconds)
 
-    def prepare() -> None:
+    def prepare_then_watch() -> None:
         try:
             try:
                 engine.load_index()
             except IndexMissingError:
-                log.info("no index yet; building it from %s", engine.settings.seeds_dir)
+                log.info("no index yet; building it from %s", settings.seeds_dir)
                 engine.build_index()
             engine.answer("warm-up")  # loads model and index, and pays first-call costs now
             ready.set()
@@ -111,11 +192,23 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
             log.error("cannot start: %s", exc)
             if on_fatal:
                 on_fatal()
+            return
+        refused = None
+        while not stopping.wait(RELOAD_SECONDS):
+            try:
+                if engine.refresh():
+                    log.info("now serving %s", engine.index.generation)
+                refused = None
+            except RagError as exc:
+                if str(exc) != refused:  # say it once, not every second
+                    log.error("still serving %s; the new index cannot be used: %s", engine.index.generation, exc)
+                refused = str(exc)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        threading.Thread(target=prepare, name="rag-prepare", daemon=True).start()
+        threading.Thread(target=prepare_then_watch, name="rag-index", daemon=True).start()
         yield
+        stopping.set()
 
     app = FastAPI(
         title="rag",
@@ -125,6 +218,7 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
         redoc_url=None,
     )
     app.state.failure = lambda: state["failure"]
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     templates = Jinja2Templates(directory=WEB_DIR / "templates")  # autoescapes .html
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
@@ -152,6 +246,10 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     async def invalid_input(request: Request, exc: InputError) -> JSONResponse:
         return _error(422, str(exc))
 
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy) -> JSONResponse:
+        return _error(503, str(exc), headers={"Retry-After": "1"})
+
     def not_ready_detail() -> str:
         return f"not ready: {state['failure']}" if state["failure"] else "the model and index are still loading"
 
@@ -167,10 +265,7 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def ask_from_form(request: Request):
         """The chat without JavaScript: the form posts here and gets the page with the answer."""
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            too_big = {"kind": "error", "text": f"The form is over {MAX_FORM_BYTES // 1024} KiB."}
-            return page(request, [too_big], set(), status=413)
+        body = await request.body()  # at most MAX_BODY_BYTES (BodyLimit)
         try:
             fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
@@ -180,9 +275,11 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
         if not ready.is_set():
             return page(request, [*turns, {"kind": "error", "text": not_ready_detail()}], set(), question, 503)
         try:
-            answer = await run_in_threadpool(engine.answer, question)
+            answer = await admission.run(engine.answer, question)
         except InputError as exc:
             return page(request, [*turns, {"kind": "error", "text": f"Cannot ask that: {exc}."}], set(), question, 422)
+        except Busy as exc:
+            return page(request, [*turns, {"kind": "error", "text": f"{exc}."}], set(), question, 503)
         marked = set() if answer.abstained else {(c.document, c.sentence) for c in answer.citations}
         turns.append({"kind": "answer", "answer": answer, "reading_order": in_reading_order(answer)})
         return page(request, turns, marked)
@@ -195,11 +292,12 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     def readyz():
         return {"status": "ready"} if ready.is_set() else not_ready()
 
-    @app.post("/api/ask", response_model=AskResponse, responses={422: {"model": Problem}, **NOT_READY})
-    def ask(request: AskRequest):
+    @app.post("/api/ask", response_model=AskResponse, responses={**TOO_LARGE, 422: {"model": Problem}, **NOT_READY})
+    async def ask(request: AskRequest):
         if not ready.is_set():
             return not_ready()
-        return engine.answer(request.question, request.top_k).to_dict()
+        answer = await admission.run(engine.answer, request.question, request.top_k)
+        return answer.to_dict()
 
     @app.get(
         "/api/documents/{document_id}",

@@ -87,6 +87,7 @@ class IndexContents:
     vectors: object  # faiss.Index
     tokens: TokenVectors  # text i is sentences[i]
     background: TokenVectors  # the background sentences the manifest names
+    generation: str  # the folder it was loaded from, e.g. gen-000007-20261123T191508Z
 
     def sentence_text(self, sentence: Sentence) -> str:
         return self.documents[sentence.document].text[sentence.start : sentence.end]
@@ -185,10 +186,16 @@ def _next_number(index_dir: Path) -> int:
     return max(numbers, default=0) + 1
 
 
-def _cleanup(index_dir: Path, live: str) -> None:
-    """Remove leftovers of killed builds and generations older than the ones we keep."""
+def _remove_leftovers(index_dir: Path) -> None:
+    """Temporary folders and files of killed builds (only a build holding the lock may call this)."""
     for leftover in index_dir.glob(_TMP_PREFIX + "*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _remove_old_generations(index_dir: Path, live: str) -> None:
     generations = sorted(p for p in index_dir.glob(_GEN_PREFIX + "*") if p.is_dir())
     keep = {live} | {p.name for p in generations[-KEEP_GENERATIONS:]}
     for old in generations:
@@ -242,6 +249,7 @@ def write_index(
     }
     files[MANIFEST] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
+    _remove_leftovers(index_dir)  # a killed build may have left the very name we are about to use
     name = f"{_GEN_PREFIX}{_next_number(index_dir):06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     tmp = index_dir / f"{_TMP_PREFIX}{name}"
     tmp.mkdir(parents=True)
@@ -253,7 +261,7 @@ def write_index(
     _write_file(pointer, (name + "\n").encode("ascii"))
     os.replace(pointer, index_dir / CURRENT)
     _fsync_dir(index_dir)
-    _cleanup(index_dir, live=name)
+    _remove_old_generations(index_dir, live=name)
     return index_dir / name
 
 
@@ -373,4 +381,5 @@ def load_index(index_dir: Path) -> IndexContents:
         vectors=vectors,
         tokens=tokens,
         background=background,
+        generation=generation.name,
     )

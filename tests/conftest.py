@@ -101,7 +101,10 @@ def call(base, path, body=None, raw=None, method=None, timeout=60):
 
 
 class Server:
+    """A real `rag serve` subprocess on 127.0.0.1; its index lives in ``tmp_path / "index"``."""
+
     def __init__(self, tmp_path):
+        self.index_dir = tmp_path / "index"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {

@@ -1,6 +1,7 @@
 """`rag serve` end to end: a real uvicorn server on 127.0.0.1 with the real default model,
 called over HTTP the way outside clients call it."""
 
+import http.client
 import json
 import re
 import subprocess
@@ -166,3 +167,24 @@ def test_the_form_post_renders_the_answer_escaped_and_with_security_headers(serv
         assert status == 422 and 'class="turn error"' in html, fields
     status, _, html = post_form(server.base, b"question=" + b"x" * 70_000)
     assert status == 413 and "over 64 KiB" in html
+
+
+def test_bodies_over_64_kib_get_413_before_being_read_whole(server):
+    status, _, reply = call(server.base, "/api/ask", raw=json.dumps({"question": "x" * 70_000}).encode())
+    assert status == 413 and "64 KiB" in reply["detail"]
+    # Streamed in chunks with no Content-Length: refused once 64 KiB have arrived.
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.putrequest("POST", "/api/ask")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    try:
+        for _ in range(40):
+            chunk = b"x" * 4096
+            connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    except OSError:
+        pass  # the server may close the connection once it has refused the body
+    response = connection.getresponse()
+    assert response.status == 413 and b"64 KiB" in response.read()
+    connection.close()
+    assert call(server.base, "/api/ask", {"question": "Qui a rencontré Vladimir Poutine ?"})[0] == 200

@@ -105,3 +105,22 @@ def test_new_build_replaces_the_live_one_and_cleans_up(tmp_path):
 def test_only_one_build_at_a_time(tmp_path):
     with store.build_lock(tmp_path), pytest.raises(RagError, match="already building"), store.build_lock(tmp_path):
         pass
+
+
+@pytest.mark.parametrize("dies_in", ["_write_file", "_fsync_dir", "rename", "replace"])
+def test_a_build_that_dies_midway_leaves_the_last_good_index(tmp_path, monkeypatch, dies_in):
+    """A kill at each step of a build, simulated: the live index stays, the next build cleans up."""
+    first, *_ = build(tmp_path, seed=1)
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt  # stands for SIGKILL at that instant: nothing after it runs
+
+    target = store.os if dies_in in ("rename", "replace") else store
+    monkeypatch.setattr(target, dies_in, die)
+    with pytest.raises(KeyboardInterrupt):
+        build(tmp_path, seed=2)
+    monkeypatch.undo()
+    assert store.load_index(tmp_path).generation == first.name
+    latest, *_ = build(tmp_path, seed=3)
+    assert store.load_index(tmp_path).generation == latest.name
+    assert not list(tmp_path.glob(".tmp-*"))

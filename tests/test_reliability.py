@@ -1,0 +1,144 @@
+"""Faults while serving and building: rebuilds under load, damaged builds, killed builds.
+Real `rag serve` and `rag index` processes with the real default model."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from rag.store import CURRENT, TOKENS, load_index
+
+from .conftest import REPO, Server, call
+
+pytestmark = pytest.mark.model
+
+OTHER_ARTICLE = (
+    "Le volcan Piton de la Fournaise est entré en éruption dimanche sur l’île de La Réunion.\n"
+    "Les coulées de lave se dirigent vers l’océan et aucune habitation n’est menacée, selon la préfecture.\n"
+    "Les randonneurs sont priés de ne pas s’approcher de l’enclos.\n"
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("reliability"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def rag(server, *args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], cwd=REPO, env=server.env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+class Load:
+    """Clients asking questions in a loop until stopped; every status is kept."""
+
+    def __init__(self, server, clients=4):
+        self.statuses, self.stop = [], threading.Event()
+        questions = ["What did Putin demand?", "Who is Steve Witkoff?", "Qui a rencontré Vladimir Poutine ?"]
+
+        def client(number):
+            while not self.stop.is_set():
+                try:
+                    status, _, _ = call(server.base, "/api/ask", {"question": questions[number % 3]}, timeout=60)
+                except OSError as exc:
+                    status = repr(exc)
+                self.statuses.append(status)
+
+        self.threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=120)
+        return self.statuses
+
+
+def wait_for(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_rebuild_on_other_content_is_served_within_5_s_and_no_request_fails(server, tmp_path):
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "volcan.txt").write_text(OTHER_ARTICLE, encoding="utf-8")
+    load = Load(server)
+    try:
+        built = rag(server, "index", "-q", str(folder))
+        assert built.returncode == 0, built.stderr[-2000:]
+        finished = time.monotonic()
+        assert wait_for(lambda: call(server.base, "/api/documents/volcan")[0] == 200, 5), "new index served in 5 s"
+        switched_after = time.monotonic() - finished
+    finally:
+        statuses = load.finish()
+    assert len(statuses) >= 10 and set(statuses) == {200}, statuses
+    _, _, answer = call(server.base, "/api/ask", {"question": "Quel volcan est entré en éruption ?"})
+    assert answer["citations"][0]["document"] == "volcan" and "Piton" in answer["citations"][0]["text"]
+    assert call(server.base, "/api/documents/000_8cb13a5d0c7818f1")[0] == 404, "the old content is gone"
+    print(f"switched {switched_after:.2f} s after `rag index` returned; {len(statuses)} answers, all 200")
+    # Back to the seeds for the next test.
+    assert rag(server, "index", "-q").returncode == 0
+    assert wait_for(lambda: call(server.base, "/api/documents/000_8cb13a5d0c7818f1")[0] == 200, 5)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "zero", "garbage"])
+def test_a_damaged_new_build_is_not_served_and_rag_index_recovers(server, damage):
+    live = server.index_dir / (server.index_dir / CURRENT).read_text().strip()
+    damaged = server.index_dir / f"gen-999999-{damage}"
+    damaged.mkdir()
+    for path in live.iterdir():
+        (damaged / path.name).write_bytes(path.read_bytes())
+    data = (damaged / TOKENS).read_bytes()
+    (damaged / TOKENS).write_bytes(
+        {"truncate": data[: len(data) // 2], "zero": bytes(len(data)), "garbage": os.urandom(len(data))}[damage]
+    )
+    (server.index_dir / CURRENT).write_text(damaged.name + "\n")
+    time.sleep(2.5)  # two checks of the watcher
+    status, _, answer = call(server.base, "/api/ask", {"question": "What did Putin demand?"})
+    assert status == 200 and "formellement exclue" in answer["citations"][0]["text"], "the last good index serves"
+    assert "the new index cannot be used" in server.output() and damaged.name in server.output()
+
+    asked = rag(server, "ask", "What did Putin demand?")
+    assert asked.returncode == 1 and "Traceback" not in asked.stderr
+    assert asked.stderr.strip().count("\n") == 0 and "rag index" in asked.stderr
+
+    assert rag(server, "index", "-q").returncode == 0, "rag index recovers"
+    assert load_index(server.index_dir).generation != damaged.name
+    assert not damaged.exists() or damaged.name not in (server.index_dir / CURRENT).read_text()
+    assert rag(server, "ask", "What did Putin demand?").returncode == 0
+
+
+def test_a_killed_rag_index_leaves_the_last_good_index_and_the_next_build_cleans_up(server):
+    before = load_index(server.index_dir)
+    for delay in (0.5, 3.0, 6.0, 8.0, 10.0):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rag", "index", "-q"],
+            cwd=REPO,
+            env=server.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        after = load_index(server.index_dir)  # the old build, or a complete new one
+        assert after.sentences == before.sentences and after.documents == before.documents
+        assert call(server.base, "/api/ask", {"question": "Who is Steve Witkoff?"})[0] == 200
+    assert rag(server, "index", "-q").returncode == 0
+    assert not list(server.index_dir.glob(".tmp-*")), "leftovers of killed builds are removed"
