@@ -39,6 +39,7 @@ class Settings:
     max_running: int = 2  # answers computed at once (the machine has 2 cores)
     max_waiting: int = 64  # answers queued behind them; more get 503 at once
     queue_seconds: int = 10  # longest wait in that queue before 503
+    api_key: str | None = field(default=None, repr=False)  # when set, /api/* needs it
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -52,4 +53,5 @@ class Settings:
             max_running=_positive_int("RAG_MAX_RUNNING", 2),
             max_waiting=_positive_int("RAG_MAX_WAITING", 64),
             queue_seconds=_positive_int("RAG_QUEUE_SECONDS", 10),
+            api_key=env("RAG_API_KEY") or None,
         )

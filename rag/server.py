@@ -11,6 +11,7 @@ queue, the answer is 503 at once rather than an ever longer queue.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import threading
@@ -84,6 +85,16 @@ TOO_LARGE = {413: {"model": Problem, "description": "the body is over 64 KiB"}}
 
 def _error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+NEEDS_KEY = "this API needs a key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+
+
+def _has_key(request: Request, key: str) -> bool:
+    """Compared in constant time, so response times do not tell how much of a guess was right."""
+    authorization = request.headers.get("authorization", "")
+    offered = authorization[7:] if authorization[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+    return hmac.compare_digest(offered.encode(), key.encode())
 
 
 def _describe(exc: RequestValidationError) -> str:
@@ -223,6 +234,12 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     @app.middleware("http")
+    async def api_key(request: Request, call_next):
+        if settings.api_key and request.url.path.startswith("/api/") and not _has_key(request, settings.api_key):
+            return _error(401, NEEDS_KEY, headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    @app.middleware("http")  # added last, so outermost: every response gets the headers
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)

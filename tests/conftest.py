@@ -84,26 +84,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def call(base, path, body=None, raw=None, method=None, timeout=60):
+def call(base, path, body=None, raw=None, method=None, timeout=60, headers=None, form=False):
     """(status, headers, parsed JSON or text) of one request."""
     data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method)
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
     if data is not None:
-        request.add_header("Content-Type", "application/json")
+        kind = "application/x-www-form-urlencoded" if form else "application/json"
+        request.add_header("Content-Type", kind)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, headers, payload = response.status, response.headers, response.read()
+            status, reply_headers, payload = response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        status, headers, payload = error.code, error.headers, error.read()
-    if headers.get_content_type() == "application/json":
-        return status, headers, json.loads(payload)
-    return status, headers, payload.decode()
+        status, reply_headers, payload = error.code, error.headers, error.read()
+    if reply_headers.get_content_type() == "application/json":
+        return status, reply_headers, json.loads(payload)
+    return status, reply_headers, payload.decode()
 
 
 class Server:
     """A real `rag serve` subprocess on 127.0.0.1; its index lives in ``tmp_path / "index"``."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, **settings):
         self.index_dir = tmp_path / "index"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -113,6 +114,7 @@ class Server:
             "RAG_SEEDS_DIR": str(SEEDS),
             "RAG_CACHE_DIR": str(model_cache_dir()),
             "HF_HUB_OFFLINE": "1",
+            **settings,  # RAG_* variables for this server
         }
         self.log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

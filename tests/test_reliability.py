@@ -142,3 +142,50 @@ def test_a_killed_rag_index_leaves_the_last_good_index_and_the_next_build_cleans
         assert call(server.base, "/api/ask", {"question": "Who is Steve Witkoff?"})[0] == 200
     assert rag(server, "index", "-q").returncode == 0
     assert not list(server.index_dir.glob(".tmp-*")), "leftovers of killed builds are removed"
+
+
+def test_beyond_the_queue_requests_get_503_at_once_and_the_rest_are_answered(tmp_path):
+    small = Server(tmp_path, RAG_MAX_RUNNING="1", RAG_MAX_WAITING="2", RAG_QUEUE_SECONDS="30")
+    try:
+        small.wait_ready()
+        results = [None] * 16
+
+        def ask(number):
+            started = time.monotonic()
+            status, headers, body = call(small.base, "/api/ask", {"question": f"Who is Steve Witkoff? ({number})"})
+            results[number] = (status, headers.get("Retry-After"), body, time.monotonic() - started)
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        answered = [r for r in results if r[0] == 200]
+        refused = [r for r in results if r[0] == 503]
+        assert len(answered) + len(refused) == 16 and len(answered) >= 3 and refused
+        for _, retry_after, body, seconds in refused:
+            assert retry_after == "1" and "try again" in body["detail"] and seconds < 5
+        assert call(small.base, "/api/ask", {"question": "Who is Steve Witkoff?"})[0] == 200
+    finally:
+        small.stop()
+
+
+def test_an_api_key_guards_the_api_but_not_the_page(tmp_path):
+    from urllib.parse import urlencode
+
+    guarded = Server(tmp_path, RAG_API_KEY="s3cret-key")
+    try:
+        guarded.wait_ready()  # /readyz stays open for probes
+        question = {"question": "Who is Steve Witkoff?"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "s3cret-ke"}):
+            status, reply_headers, reply = call(guarded.base, "/api/ask", question, headers=headers)
+            assert status == 401 and "needs a key" in reply["detail"] and reply_headers["WWW-Authenticate"] == "Bearer"
+        assert call(guarded.base, "/api/documents/000_8cb13a5d0c7818f1")[0] == 401
+        assert call(guarded.base, "/api/ask", question, headers={"Authorization": "Bearer s3cret-key"})[0] == 200
+        assert call(guarded.base, "/api/ask", question, headers={"X-API-Key": "s3cret-key"})[0] == 200
+        assert call(guarded.base, "/healthz")[0] == 200 and call(guarded.base, "/")[0] == 200
+        status, _, html = call(guarded.base, "/", raw=urlencode(question).encode(), form=True)
+        assert status == 200 and 'data-abstained="false"' in html, "the page's own form still answers"
+        assert "s3cret-key" not in guarded.output(), "the key is never logged"
+    finally:
+        guarded.stop()

@@ -136,19 +136,9 @@ def test_rag_ask_json_prints_exactly_the_api_body(server):
     assert "[1] 000_8cb13a5d0c7818f1, sentence 2, characters" in person.stdout
 
 
-def post_form(base, fields: bytes):
-    request = urllib.request.Request(base + "/", data=fields, method="POST")
-    request.add_header("Content-Type", "application/x-www-form-urlencoded")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.headers, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read().decode()
-
-
 def test_the_form_post_renders_the_answer_escaped_and_with_security_headers(server):
-    status, headers, html = post_form(
-        server.base, urllib.parse.urlencode({"question": "Qui a rencontré Poutine ?"}).encode()
+    status, headers, html = call(
+        server.base, "/", form=True, raw=urllib.parse.urlencode({"question": "Qui a rencontré Poutine ?"}).encode()
     )
     assert status == 200 and 'data-abstained="false"' in html and "<mark>" in html
     assert "script-src 'self'" in headers["Content-Security-Policy"]
@@ -157,16 +147,16 @@ def test_the_form_post_renders_the_answer_escaped_and_with_security_headers(serv
     assert not re.search(r"<script(?![^>]*\bsrc=)", html), "no inline script"
     assert not re.search(r"<[^>]*\son[a-z]+\s*=", html), "no inline event handler"
 
-    status, _, html = post_form(
-        server.base, urllib.parse.urlencode({"question": "<img src=x onerror=alert(1)>"}).encode()
+    status, _, html = call(
+        server.base, "/", form=True, raw=urllib.parse.urlencode({"question": "<img src=x onerror=alert(1)>"}).encode()
     )
     assert status == 200 and "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
     for fields in (b"question=", b"question=%20%20", b"other=1", b"\xff\xfe", ("question=" + "x" * 1001).encode()):
-        status, _, html = post_form(server.base, fields)
+        status, _, html = call(server.base, "/", form=True, raw=fields)
         assert status == 422 and 'class="turn error"' in html, fields
-    status, _, html = post_form(server.base, b"question=" + b"x" * 70_000)
-    assert status == 413 and "over 64 KiB" in html
+    status, _, reply = call(server.base, "/", form=True, raw=b"question=" + b"x" * 70_000)
+    assert status == 413 and "over 64 KiB" in reply["detail"]
 
 
 def test_bodies_over_64_kib_get_413_before_being_read_whole(server):
@@ -188,3 +178,13 @@ def test_bodies_over_64_kib_get_413_before_being_read_whole(server):
     assert response.status == 413 and b"64 KiB" in response.read()
     connection.close()
     assert call(server.base, "/api/ask", {"question": "Qui a rencontré Vladimir Poutine ?"})[0] == 200
+
+
+def test_no_cors_unless_configured(server):
+    preflight = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    _, headers, _ = call(server.base, "/api/ask", method="OPTIONS", headers=preflight)
+    assert "Access-Control-Allow-Origin" not in headers
+    _, headers, _ = call(
+        server.base, "/api/ask", {"question": "Qui ?"}, headers={"Origin": "https://elsewhere.example"}
+    )
+    assert "Access-Control-Allow-Origin" not in headers
