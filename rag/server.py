@@ -18,14 +18,16 @@ import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
 from .answer import MAX_CITATIONS, MAX_QUESTION_CHARACTERS
@@ -47,9 +49,18 @@ SECURITY_HEADERS = {
 log = logging.getLogger("rag.server")
 
 
+def _whole_number(value: object) -> int:
+    """JSON's 3 and 3.0 are the same number; "3", true and 2.5 are not whole numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        raise ValueError("must be a whole number")
+    return int(value)
+
+
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARACTERS, description="in any language")
-    top_k: StrictInt | None = Field(default=None, ge=1, le=MAX_CITATIONS, description="most citations (default 3)")
+    top_k: Annotated[int, Field(ge=1, le=MAX_CITATIONS), BeforeValidator(_whole_number)] | None = Field(
+        default=None, description="most citations (default 3)"
+    )
 
 
 class CitationOut(BaseModel):
@@ -80,7 +91,11 @@ class Problem(BaseModel):
 
 
 NOT_READY = {503: {"model": Problem, "description": "still loading, or too busy to answer now"}}
-TOO_LARGE = {413: {"model": Problem, "description": "the body is over 64 KiB"}}
+BAD_BODY = {
+    400: {"model": Problem, "description": "the body cannot be read as text"},
+    413: {"model": Problem, "description": "the body is over 64 KiB"},
+    422: {"model": Problem, "description": "the request says what is wrong in detail"},
+}
 
 
 def _error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -309,7 +324,7 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     def readyz():
         return {"status": "ready"} if ready.is_set() else not_ready()
 
-    @app.post("/api/ask", response_model=AskResponse, responses={**TOO_LARGE, 422: {"model": Problem}, **NOT_READY})
+    @app.post("/api/ask", response_model=AskResponse, responses={**BAD_BODY, **NOT_READY})
     async def ask(request: AskRequest):
         if not ready.is_set():
             return not_ready()
@@ -321,7 +336,7 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
         response_model=DocumentOut,
         responses={404: {"model": Problem}, **NOT_READY},
     )
-    def document(document_id: str):
+    def document(document_id: Annotated[str, PathParameter(examples=["000_8cb13a5d0c7818f1"])]):
         if not ready.is_set():
             return not_ready()
         found = engine.index.documents.get(document_id)

@@ -3,6 +3,7 @@ called over HTTP the way outside clients call it."""
 
 import http.client
 import json
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +190,18 @@ def test_no_cors_unless_configured(server):
         server.base, "/api/ask", {"question": "Qui ?"}, headers={"Origin": "https://elsewhere.example"}
     )
     assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_schemathesis_finds_nothing_wrong_with_the_api(server):
+    """Requests generated from /openapi.json, valid and not: no 5xx, no undocumented status,
+    no schema-valid request refused, every response as documented."""
+    schemathesis = Path(sys.executable).parent / "schemathesis"
+    result = subprocess.run(
+        [str(schemathesis), "run", server.base + "/openapi.json", "--max-examples", "200", "--seed", "20261123"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert re.search(r"(\d+) generated, \1 passed", result.stdout), result.stdout[-2000:]
