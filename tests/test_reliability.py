@@ -2,6 +2,7 @@
 Real `rag serve` and `rag index` processes with the real default model."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from rag.store import CURRENT, TOKENS, load_index
+from rag.store import BACKGROUND, CURRENT, MANIFEST, METADATA, TOKENS, VECTORS, load_index
 
 from .conftest import REPO, Server, call
 
@@ -189,3 +190,26 @@ def test_an_api_key_guards_the_api_but_not_the_page(tmp_path):
         assert "s3cret-key" not in guarded.output(), "the key is never logged"
     finally:
         guarded.stop()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "zero", "garbage"])
+@pytest.mark.parametrize("name", [VECTORS, TOKENS, BACKGROUND, METADATA, MANIFEST])
+def test_rag_ask_refuses_each_damaged_file_in_one_line(server, tmp_path, name, damage):
+    copy = tmp_path / "index"
+    shutil.copytree(server.index_dir, copy)
+    path = copy / (copy / CURRENT).read_text().strip() / name
+    data = path.read_bytes()
+    path.write_bytes(
+        {"truncate": data[: len(data) // 2], "zero": bytes(len(data)), "garbage": os.urandom(len(data))}[damage]
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "rag", "ask", "What did Putin demand?"],
+        cwd=REPO,
+        env={**server.env, "RAG_INDEX_DIR": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("rag: error: ") and result.stderr.count("\n") == 1
+    assert name in result.stderr and "run `rag index` to rebuild it" in result.stderr
