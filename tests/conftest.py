@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 
 # Set before anything imports huggingface_hub: no test may reach for a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -152,12 +153,19 @@ class Server:
         self.log.close()
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """One real `rag serve` for the session, started on an empty index folder."""
-    server = Server(tmp_path_factory.mktemp("serve"))
+@contextmanager
+def running_server(tmp_path, **settings):
+    """A `rag serve` that is ready to answer, stopped on leaving the block."""
+    server = Server(tmp_path, **settings)
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One real `rag serve` for the session, started on an empty index folder."""
+    with running_server(tmp_path_factory.mktemp("serve")) as server:
+        yield server

@@ -13,7 +13,7 @@ import pytest
 
 from rag.store import BACKGROUND, CURRENT, MANIFEST, METADATA, TOKENS, VECTORS, load_index
 
-from .conftest import REPO, Server, call
+from .conftest import REPO, call, running_server
 
 pytestmark = pytest.mark.model
 
@@ -26,12 +26,8 @@ OTHER_ARTICLE = (
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("reliability"))
-    try:
-        server.wait_ready()
+    with running_server(tmp_path_factory.mktemp("reliability")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def rag(server, *args, timeout=600):
@@ -146,9 +142,7 @@ def test_a_killed_rag_index_leaves_the_last_good_index_and_the_next_build_cleans
 
 
 def test_beyond_the_queue_requests_get_503_at_once_and_the_rest_are_answered(tmp_path):
-    small = Server(tmp_path, RAG_MAX_RUNNING="1", RAG_MAX_WAITING="2", RAG_QUEUE_SECONDS="30")
-    try:
-        small.wait_ready()
+    with running_server(tmp_path, RAG_MAX_RUNNING="1", RAG_MAX_WAITING="2", RAG_QUEUE_SECONDS="30") as small:
         results = [None] * 16
 
         def ask(number):
@@ -167,16 +161,12 @@ def test_beyond_the_queue_requests_get_503_at_once_and_the_rest_are_answered(tmp
         for _, retry_after, body, seconds in refused:
             assert retry_after == "1" and "try again" in body["detail"] and seconds < 5
         assert call(small.base, "/api/ask", {"question": "Who is Steve Witkoff?"})[0] == 200
-    finally:
-        small.stop()
 
 
 def test_an_api_key_guards_the_api_but_not_the_page(tmp_path):
     from urllib.parse import urlencode
 
-    guarded = Server(tmp_path, RAG_API_KEY="s3cret-key")
-    try:
-        guarded.wait_ready()  # /readyz stays open for probes
+    with running_server(tmp_path, RAG_API_KEY="s3cret-key") as guarded:
         question = {"question": "Who is Steve Witkoff?"}
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "s3cret-ke"}):
             status, reply_headers, reply = call(guarded.base, "/api/ask", question, headers=headers)
@@ -188,8 +178,6 @@ def test_an_api_key_guards_the_api_but_not_the_page(tmp_path):
         status, _, html = call(guarded.base, "/", raw=urlencode(question).encode(), form=True)
         assert status == 200 and 'data-abstained="false"' in html, "the page's own form still answers"
         assert "s3cret-key" not in guarded.output(), "the key is never logged"
-    finally:
-        guarded.stop()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "zero", "garbage"])
