@@ -114,6 +114,11 @@ def _choose(retrieval: Retrieval, index: IndexContents, limit: int) -> list[int]
     return chosen[:limit]
 
 
+def in_reading_order(citations: list[Citation]) -> list[Citation]:
+    """The cited sentences as the answer text reads them: in document order, each followed by its marker."""
+    return sorted(citations, key=lambda c: (c.document, c.start))
+
+
 def compose(
     question: str, question_tokens: np.ndarray, retrieval: Retrieval, index: IndexContents, limit: int
 ) -> Answer:
@@ -145,6 +150,5 @@ def compose(
     if abstained:
         text = NOT_IN_ARTICLE + (CLOSEST_NOTE if citations else "")
     else:
-        in_reading_order = sorted(citations, key=lambda c: (c.document, c.start))
-        text = " ".join(f"{c.text} [{c.id}]" for c in in_reading_order)
+        text = " ".join(f"{c.text} [{c.id}]" for c in in_reading_order(citations))
     return Answer(question=question, abstained=abstained, answer=text, citations=citations)

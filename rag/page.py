@@ -1,12 +1,11 @@
 """What the chat page shows, as plain data for the templates: the article split into its
-paragraphs and sentences, and the cited sentences in reading order."""
+paragraphs and sentences."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import groupby
 
-from .answer import Answer, Citation
 from .documents import Document, Sentence
 
 
@@ -40,8 +39,3 @@ def article_view(document: Document, sentences: list[Sentence], marked: set[int]
             previous_end = sentence.end
         paragraphs.append(segments)
     return ArticleView(id=document.id, title=document.title, paragraphs=paragraphs)
-
-
-def in_reading_order(answer: Answer) -> list[Citation]:
-    """The cited sentences as the answer text reads them (each followed by its marker)."""
-    return sorted(answer.citations, key=lambda c: (c.document, c.start))

@@ -30,10 +30,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
-from .answer import MAX_CITATIONS, MAX_QUESTION_CHARACTERS
+from .answer import MAX_CITATIONS, MAX_QUESTION_CHARACTERS, in_reading_order
 from .engine import Engine
 from .errors import IndexMissingError, InputError, RagError
-from .page import article_view, in_reading_order
+from .page import article_view
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_BODY_BYTES = 64 * 1024
@@ -313,7 +313,7 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
         except Busy as exc:
             return page(request, [*turns, {"kind": "error", "text": f"{exc}."}], set(), question, 503)
         marked = set() if answer.abstained else {(c.document, c.sentence) for c in answer.citations}
-        turns.append({"kind": "answer", "answer": answer, "reading_order": in_reading_order(answer)})
+        turns.append({"kind": "answer", "answer": answer, "reading_order": in_reading_order(answer.citations)})
         return page(request, turns, marked)
 
     @app.get("/healthz")

@@ -1,8 +1,8 @@
 """The article as the page shows it: paragraphs of sentences, nothing lost. No model."""
 
-from rag.answer import Answer, Citation
+from rag.answer import Citation, in_reading_order
 from rag.documents import read_document, split_sentences
-from rag.page import article_view, in_reading_order
+from rag.page import article_view
 
 from .conftest import ARTICLE
 
@@ -23,5 +23,4 @@ def test_citations_are_read_in_the_documents_order():
     def cite(number, start):
         return Citation(id=number, document="d", sentence=number, start=start, end=start + 1, text="x", score=0.5)
 
-    answer = Answer("q", False, "", [cite(1, 50), cite(2, 10), cite(3, 30)])
-    assert [c.id for c in in_reading_order(answer)] == [2, 3, 1]
+    assert [c.id for c in in_reading_order([cite(1, 50), cite(2, 10), cite(3, 30)])] == [2, 3, 1]
