@@ -90,6 +90,7 @@ class Embedder:
 
         vectors, tokens = [], []
         special_ids = torch.tensor(self._special_ids)
+        skip = self._prompt_tokens[prompt]
         starts = range(0, len(texts), self.batch_size)
         for start in tqdm(starts, desc="Embedding", unit="batch", disable=not progress):
             features = self._model.preprocess([prompt + text for text in texts[start : start + self.batch_size]])
@@ -100,10 +101,8 @@ class Embedder:
             joined = torch.cat([torch.nn.functional.normalize(hidden[i], dim=-1) for i in self.token_layers], dim=-1)
             joined /= math.sqrt(len(self.token_layers))  # unit length again
             keep = features["attention_mask"].bool() & ~torch.isin(features["input_ids"], special_ids)
-            skip = self._prompt_tokens[prompt]
             tokens.extend(row[mask][skip:].float().numpy() for row, mask in zip(joined, keep, strict=True))
-        dimension = self.dimension
-        pooled = np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
+        pooled = np.concatenate(vectors) if vectors else np.zeros((0, self.dimension), dtype=np.float32)
         return Encoded(vectors=np.ascontiguousarray(pooled, dtype=np.float32), tokens=tokens)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
