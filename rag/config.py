@@ -29,13 +29,22 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = os.environ.get(name) or default
+    if raw not in choices:
+        raise RagError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     embedding_model: str = DEFAULT_MODEL
+    backend: str = "onnx"  # "onnx" (int8, fast, exported once) or "torch" (sentence-transformers)
     index_dir: Path = Path("index")
     seeds_dir: Path = Path("seeds")
     cache_dir: Path = field(default_factory=_default_cache_dir)
     batch_size: int = 32
+    index_type: str = "auto"  # FAISS index: "flat" (exact), "hnsw", or "auto" (HNSW for large corpora)
     max_running: int = 2  # answers computed at once (the machine has 2 cores)
     max_waiting: int = 64  # answers queued behind them; more get 503 at once
     queue_seconds: int = 10  # longest wait in that queue before 503
@@ -46,10 +55,12 @@ class Settings:
         env = os.environ.get
         return cls(
             embedding_model=env("RAG_EMBEDDING_MODEL") or DEFAULT_MODEL,
+            backend=_choice("RAG_BACKEND", ("onnx", "torch"), "onnx"),
             index_dir=Path(env("RAG_INDEX_DIR") or "index"),
             seeds_dir=Path(env("RAG_SEEDS_DIR") or "seeds"),
             cache_dir=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else _default_cache_dir(),
             batch_size=_positive_int("RAG_BATCH_SIZE", 32),
+            index_type=_choice("RAG_INDEX_TYPE", ("auto", "flat", "hnsw"), "auto"),
             max_running=_positive_int("RAG_MAX_RUNNING", 2),
             max_waiting=_positive_int("RAG_MAX_WAITING", 64),
             queue_seconds=_positive_int("RAG_QUEUE_SECONDS", 10),

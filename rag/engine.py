@@ -30,7 +30,7 @@ class Engine:
         from threadpoolctl import threadpool_limits
 
         # NumPy's BLAS threads keep spinning after each of our small products and slow the next
-        # forward pass of torch by half (47 -> 25 ms per answer); one BLAS thread is plenty.
+        # forward pass of the model by half (47 -> 25 ms per answer with torch); one is plenty.
         threadpool_limits(limits=1, user_api="blas")
         self.settings = settings
         self._embedder = embedder  # tests pass a loaded one; otherwise built on first use
@@ -39,10 +39,9 @@ class Engine:
     @property
     def embedder(self):
         if self._embedder is None:
-            from .embedding import Embedder  # heavy: torch and sentence-transformers
+            from .embedding import load_embedder
 
-            settings = self.settings
-            self._embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.batch_size)
+            self._embedder = load_embedder(self.settings)
         return self._embedder
 
     def build_index(self, paths: Sequence[Path] = (), progress: bool = False) -> BuildReport:
@@ -64,6 +63,7 @@ class Engine:
             info = {
                 "model": {
                     "name": self.settings.embedding_model,
+                    "backend": embedder.backend,
                     "dimension": embedder.dimension,
                     "prompts": embedder.prompts,
                     "token_layers": embedder.token_layers,
@@ -81,6 +81,7 @@ class Engine:
                 TokenVectors.join(encoded.tokens, embedder.token_dimension),
                 TokenVectors.join(background_tokens, embedder.token_dimension),
                 info,
+                self.settings.index_type,
             )
         return BuildReport(
             documents=len(documents),

@@ -54,6 +54,13 @@ _TMP_PREFIX = ".tmp-"
 _GEN_PREFIX = "gen-"
 KEEP_GENERATIONS = 2  # the live one and the one before, for readers still on it
 FIX = "run `rag index` to rebuild it"
+INDEX_TYPES = ("auto", "flat", "hnsw")
+# Exact search reads every vector; past this many sentences a graph (HNSW) answers faster at
+# a small loss of recall (benchmarks/performance.py measures both on 100,000 sentences).
+HNSW_FROM = 50_000
+HNSW_NEIGHBOURS = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128  # at least the 64 candidates retrieval asks for
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,29 @@ def _remove_old_generations(index_dir: Path, live: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def vector_index(vectors: np.ndarray, index_type: str = "auto") -> tuple[object, dict]:
+    """A FAISS inner-product index holding ``vectors`` (unit length), and its description for
+    the manifest: exact (flat) or HNSW; "auto" picks HNSW from HNSW_FROM vectors on."""
+    import faiss
+
+    if index_type not in INDEX_TYPES:
+        raise RagError(f"the index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
+    if index_type == "auto":
+        index_type = "hnsw" if len(vectors) >= HNSW_FROM else "flat"
+    dimension = vectors.shape[1]
+    description = {"metric": "inner_product", "normalized": True}
+    if index_type == "flat":
+        index = faiss.IndexFlatIP(dimension)
+        description["type"] = "IndexFlatIP"
+    else:
+        index = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        description.update(type="IndexHNSWFlat", neighbours=HNSW_NEIGHBOURS, ef_search=HNSW_EF_SEARCH)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index, description
+
+
 def write_index(
     index_dir: Path,
     documents: list[Document],
@@ -211,16 +241,17 @@ def write_index(
     tokens: TokenVectors,
     background: TokenVectors,
     info: dict,
+    index_type: str = "auto",
 ) -> Path:
     """Write a new generation and make it the live one. The caller holds ``build_lock``.
 
-    ``info`` holds the model, segmentation and background recorded in the manifest."""
+    ``info`` holds the model, segmentation and background recorded in the manifest;
+    ``index_type`` is one of INDEX_TYPES (see ``vector_index``)."""
     import faiss
 
     if not vectors.shape[0] == len(tokens) == len(sentences):
         raise ValueError("one vector and one set of token vectors per sentence are required")
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    index, description = vector_index(vectors, index_type)
     per_document = Counter(s.document for s in sentences)  # one pass, not one per document
     files = {
         VECTORS: faiss.serialize_index(index).tobytes(),
@@ -233,7 +264,7 @@ def write_index(
         "format_version": FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **info,
-        "faiss": {"type": "IndexFlatIP", "metric": "inner_product", "normalized": True},
+        "faiss": description,
         "counts": {"documents": len(documents), "sentences": len(sentences)},
         "documents": [
             {
@@ -300,7 +331,7 @@ def _read_manifest(generation: Path) -> dict:
         int(manifest["counts"]["sentences"]), int(manifest["counts"]["documents"])
         str(manifest["model"]["name"]), int(manifest["model"]["dimension"])
         int(manifest["model"]["token_dimension"]), int(manifest["background"]["sentences"])
-        str(manifest["background"]["sha256"])
+        str(manifest["background"]["sha256"]), str(manifest["faiss"]["type"])
     except (KeyError, TypeError, ValueError):
         raise IndexInvalidError(f"{generation / MANIFEST} lacks required fields; {FIX}") from None
     return manifest
@@ -369,7 +400,9 @@ def load_index(index_dir: Path) -> IndexContents:
     )
     counts = manifest["counts"]
     if not (
-        vectors.ntotal == len(sentences) == counts["sentences"]
+        type(vectors).__name__ == manifest["faiss"]["type"]
+        and vectors.metric_type == faiss.METRIC_INNER_PRODUCT
+        and vectors.ntotal == len(sentences) == counts["sentences"]
         and len(documents) == counts["documents"]
         and vectors.d == manifest["model"]["dimension"]
     ):

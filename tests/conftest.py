@@ -35,9 +35,18 @@ def model_cache_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from rag.embedding import Embedder
+    """The default embedder, as the product runs it: the int8 ONNX export."""
+    from rag.embedding import load_embedder
 
-    return Embedder(DEFAULT_MODEL, model_cache_dir())
+    return load_embedder(Settings(cache_dir=model_cache_dir()))
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():
+    """The same model on sentence-transformers and torch: the export's reference."""
+    from rag.embedding import TorchEmbedder
+
+    return TorchEmbedder(DEFAULT_MODEL, model_cache_dir())
 
 
 class FakeEmbedder:
@@ -47,6 +56,7 @@ class FakeEmbedder:
     dimension = 16
     token_dimension = 16
     token_layers = (1,)
+    backend = "fake"
 
     def __init__(self):
         self.prompts = {"query": "", "document": ""}

@@ -51,6 +51,30 @@ def test_our_own_questions_hold_their_measured_level(engine):
     assert report.abstention_precision == 1.0
 
 
+def _figures(engine):
+    questions = [read_questions(EVAL / name) for name in ("dev.jsonl", "dev_offtopic.jsonl", "extra.jsonl")]
+    report = evaluate([q for group in questions for q in group], engine.answer)
+    return {key: value for key, value in report.figures().items() if not key.startswith("latency")}
+
+
+def test_the_fast_path_scores_as_well_as_the_torch_model(engine, torch_embedder, tmp_path):
+    """The int8 ONNX export must not cost retrieval quality: every figure at least torch's."""
+    settings = Settings(index_dir=tmp_path / "index", seeds_dir=SEEDS, cache_dir=model_cache_dir(), backend="torch")
+    reference = Engine(settings, embedder=torch_embedder)
+    reference.build_index()
+    fast, torch = _figures(engine), _figures(reference)
+    assert {key: fast[key] >= value for key, value in torch.items()} == dict.fromkeys(torch, True), (fast, torch)
+
+
+def test_an_hnsw_index_gives_the_same_answers_as_the_exact_one(engine, tmp_path):
+    settings = Settings(index_dir=tmp_path / "index", seeds_dir=SEEDS, cache_dir=model_cache_dir(), index_type="hnsw")
+    graph = Engine(settings, embedder=engine.embedder)
+    graph.build_index()
+    assert graph.index.manifest["faiss"]["type"] == "IndexHNSWFlat"
+    questions = [q.text for q in read_questions(EVAL / "extra.jsonl")]
+    assert [graph.answer(q).to_dict() for q in questions] == [engine.answer(q).to_dict() for q in questions]
+
+
 def test_every_citation_is_the_documents_own_text(engine, dev_report):
     for outcome in dev_report.outcomes:
         answer = outcome.answer

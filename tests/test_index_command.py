@@ -16,13 +16,14 @@ from rag.store import CURRENT, load_index
 from .conftest import REPO, SEEDS, model_cache_dir
 
 
-def run_rag(*args, index_dir, cwd=None, timeout=600):
+def run_rag(*args, index_dir, cwd=None, timeout=600, **settings):
     env = {
         **os.environ,
         "RAG_INDEX_DIR": str(index_dir),
         "RAG_SEEDS_DIR": str(SEEDS),
         "RAG_CACHE_DIR": str(model_cache_dir()),
         "HF_HUB_OFFLINE": "1",
+        **settings,
     }
     return subprocess.run(
         [sys.executable, "-m", "rag", *args], cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout
@@ -46,6 +47,17 @@ def test_help_is_instant_and_lists_index():
     assert result.returncode == 0 and all(c in result.stdout for c in ("index", "ask", "serve", "eval"))
     result = subprocess.run([sys.executable, "-m", "rag"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "COMMAND" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "choices"),
+    [("RAG_BACKEND", "tensorflow", "onnx, torch"), ("RAG_INDEX_TYPE", "ivf", "auto, flat, hnsw")],
+)
+def test_a_bad_setting_is_named_in_one_line(tmp_path, name, value, choices):
+    result = run_rag("index", index_dir=tmp_path / "index", **{name: value})
+    assert result.returncode == 1
+    assert result.stderr == f"rag: error: {name} must be one of {choices}, not {value!r}\n"
+    assert not (tmp_path / "index").exists()
 
 
 @pytest.mark.model

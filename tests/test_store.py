@@ -23,7 +23,7 @@ def unit_rows(rng, count, dimension):
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def build(index_dir, seed=0):
+def build(index_dir, seed=0, index_type="auto"):
     document = read_document(ARTICLE)
     sentences = split_sentences(document)
     rng = np.random.default_rng(seed)
@@ -31,7 +31,7 @@ def build(index_dir, seed=0):
     tokens = store.TokenVectors.join([unit_rows(rng, 1 + i % 5, 4) for i in range(len(sentences))], 4)
     background = store.TokenVectors.join([unit_rows(rng, 2, 4) for _ in range(3)], 4)
     with store.build_lock(index_dir):
-        generation = store.write_index(index_dir, [document], sentences, vectors, tokens, background, INFO)
+        generation = store.write_index(index_dir, [document], sentences, vectors, tokens, background, INFO, index_type)
     return generation, document, sentences, vectors, tokens
 
 
@@ -51,6 +51,38 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
     assert manifest["counts"] == {"documents": 1, "sentences": len(sentences)}
     assert manifest["documents"][0]["sha256"] == document.sha256
     assert set(manifest["files"]) == {store.VECTORS, store.TOKENS, store.BACKGROUND, store.METADATA}
+
+
+@pytest.mark.parametrize(
+    ("index_type", "built"), [("auto", "IndexFlatIP"), ("flat", "IndexFlatIP"), ("hnsw", "IndexHNSWFlat")]
+)
+def test_the_vector_index_type_is_chosen_recorded_and_checked(tmp_path, index_type, built):
+    generation, _, sentences, vectors, _ = build(tmp_path, index_type=index_type)
+    manifest = json.loads((generation / store.MANIFEST).read_text())
+    assert manifest["faiss"]["type"] == built
+    contents = store.load_index(tmp_path)
+    assert type(contents.vectors).__name__ == built
+    _, rows = contents.vectors.search(vectors, 1)
+    assert rows[:, 0].tolist() == list(range(len(sentences)))  # each vector finds itself
+
+
+def test_auto_picks_hnsw_for_large_corpora(monkeypatch):
+    rows = unit_rows(np.random.default_rng(1), 300, 8)
+    assert store.vector_index(rows)[1]["type"] == "IndexFlatIP"
+    monkeypatch.setattr(store, "HNSW_FROM", 300)
+    index, description = store.vector_index(rows)
+    assert description["type"] == "IndexHNSWFlat" and index.hnsw.efSearch == store.HNSW_EF_SEARCH
+    with pytest.raises(RagError, match="index type"):
+        store.vector_index(rows, "ivf")
+
+
+def test_a_manifest_naming_another_index_type_is_refused(tmp_path):
+    generation, *_ = build(tmp_path)
+    manifest = json.loads((generation / store.MANIFEST).read_text())
+    manifest["faiss"]["type"] = "IndexHNSWFlat"
+    (generation / store.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexInvalidError, match="disagree with its manifest"):
+        store.load_index(tmp_path)
 
 
 def test_missing_index_names_the_fix(tmp_path):
