@@ -29,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 
 from .answer import MAX_CITATIONS, MAX_QUESTION_CHARACTERS, in_reading_order
 from .engine import Engine
@@ -105,11 +106,35 @@ def _error(status: int, detail: str, headers: dict | None = None) -> JSONRespons
 NEEDS_KEY = "this API needs a key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
 
 
-def _has_key(request: Request, key: str) -> bool:
+def _has_key(headers: Headers, key: str) -> bool:
     """Compared in constant time, so response times do not tell how much of a guess was right."""
-    authorization = request.headers.get("authorization", "")
-    offered = authorization[7:] if authorization[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+    authorization = headers.get("authorization", "")
+    offered = authorization[7:] if authorization[:7].lower() == "bearer " else headers.get("x-api-key", "")
     return hmac.compare_digest(offered.encode(), key.encode())
+
+
+class Guard:
+    """ASGI middleware: the security headers on every response, and the API key for /api/*
+    when one is set. Plain ASGI: FastAPI's @app.middleware("http") costs about a millisecond
+    per layer and request (a task and a stream each)."""
+
+    def __init__(self, app, api_key: str | None):
+        self.app, self.api_key = app, api_key
+        self.headers = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        if self.api_key and scope["path"].startswith("/api/") and not _has_key(Headers(scope=scope), self.api_key):
+            refusal = _error(401, NEEDS_KEY, headers={"WWW-Authenticate": "Bearer"})
+            return await refusal(scope, receive, send_with_headers)
+        await self.app(scope, receive, send_with_headers)
 
 
 def _describe(exc: RequestValidationError) -> str:
@@ -245,20 +270,9 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     )
     app.state.failure = lambda: state["failure"]
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(Guard, api_key=settings.api_key)  # added last, so outermost: every response
     templates = Jinja2Templates(directory=WEB_DIR / "templates")  # autoescapes .html
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
-
-    @app.middleware("http")
-    async def api_key(request: Request, call_next):
-        if settings.api_key and request.url.path.startswith("/api/") and not _has_key(request, settings.api_key):
-            return _error(401, NEEDS_KEY, headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
-
-    @app.middleware("http")  # added last, so outermost: every response gets the headers
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
 
     def page(request: Request, turns: list[dict], marked: set[tuple[str, int]], draft: str = "", status: int = 200):
         index = engine.index if ready.is_set() else None
