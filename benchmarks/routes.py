@@ -38,7 +38,7 @@ from rag.config import Settings  # noqa: E402
 from rag.embedding import OnnxEmbedder, TorchEmbedder  # noqa: E402
 from rag.engine import Engine  # noqa: E402
 from rag.evaluation import evaluate, read_questions  # noqa: E402
-from rag.fast_model import SPEC, _export_graph, _sha256, ensure_fast_model  # noqa: E402
+from rag.fast_model import SPEC, ensure_fast_model, export_graph, file_sha256  # noqa: E402
 
 EVAL = REPO / "eval"
 QUESTION_SETS = {"dev": ("dev.jsonl", "dev_offtopic.jsonl"), "extra": ("extra.jsonl",)}
@@ -51,7 +51,7 @@ def onnx_variant(shipped: Path, model: Path, folder: Path) -> Path:
     for name in spec["files"]:
         source = model if name == "model.onnx" else shipped / name
         (folder / name).symlink_to(source.resolve())
-        spec["files"][name] = {"size": source.stat().st_size, "sha256": _sha256(source)}
+        spec["files"][name] = {"size": source.stat().st_size, "sha256": file_sha256(source)}
     (folder / SPEC).write_text(json.dumps(spec), encoding="utf-8")
     return folder
 
@@ -70,7 +70,7 @@ def routes(settings: Settings, work: Path):
     shipped = ensure_fast_model(settings.embedding_model, settings.cache_dir)
     with warnings.catch_warnings():  # the tracer's, about code paths the export does not take
         warnings.simplefilter("ignore")
-        _export_graph(torch_fp32, work / "float.onnx")
+        export_graph(torch_fp32, work / "float.onnx")
     yield "ONNX fp32, 1 thread", OnnxEmbedder(onnx_variant(shipped, work / "float.onnx", work / "fp32"))
     int8_variants = [
         ("ONNX int8, all operators, 1 thread", {}),

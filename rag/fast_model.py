@@ -57,7 +57,7 @@ def fast_model_dir(model_name: str, cache_dir: Path) -> Path:
     return cache_dir / "fast" / f"{source}-onnx-int8-r{RECIPE_VERSION}"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -79,7 +79,7 @@ def read_fast_model(folder: Path) -> dict:
         if not path.is_file() or path.stat().st_size != expected["size"]:
             raise ModelError(f"{path} is missing or has the wrong size; {fix}")
         # The table is 384 MB: its size and shape are checked, the small files' contents too.
-        if name != "word_embeddings.npy" and _sha256(path) != expected["sha256"]:
+        if name != "word_embeddings.npy" and file_sha256(path) != expected["sha256"]:
             raise ModelError(f"{path} is damaged (sha256 differs); {fix}")
     table = np.load(folder / "word_embeddings.npy", mmap_mode="r", allow_pickle=False)
     if table.dtype != np.float32 or table.shape[1] != spec["hidden"]:
@@ -111,7 +111,8 @@ def ensure_fast_model(model_name: str, cache_dir: Path) -> Path:
     return target
 
 
-def _export_graph(torch_embedder, path: Path) -> None:
+def export_graph(torch_embedder, path: Path) -> None:
+    """The torch model's encoder as a float32 ONNX graph at ``path`` (quantised by ``export``)."""
     import torch
 
     bert = torch_embedder.model[0].auto_model.eval()
@@ -163,7 +164,7 @@ def export(model_name: str, cache_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix=".building-", dir=target.parent) as tmp:
         built = Path(tmp) / "model"
         built.mkdir()
-        _export_graph(reference, Path(tmp) / "float.onnx")
+        export_graph(reference, Path(tmp) / "float.onnx")
         quantize_dynamic(
             Path(tmp) / "float.onnx",
             built / "model.onnx",
@@ -186,7 +187,9 @@ def export(model_name: str, cache_dir: Path) -> Path:
             "special_ids": reference.special_ids,
             "pad_id": int(tokenizer.pad_token_id),
             "max_tokens": int(reference.model.max_seq_length),
-            "files": {name: {"size": (built / name).stat().st_size, "sha256": _sha256(built / name)} for name in FILES},
+            "files": {
+                name: {"size": (built / name).stat().st_size, "sha256": file_sha256(built / name)} for name in FILES
+            },
         }
         (built / SPEC).write_text(json.dumps(spec, indent=2), encoding="utf-8")
         spec["agreement"] = _agreement(reference, OnnxEmbedder(built))
