@@ -101,6 +101,14 @@ class Engine:
                 f"the index was built with {built_with}, but the configured model is "
                 f"{self.settings.embedding_model} (RAG_EMBEDDING_MODEL); {FIX}"
             )
+        # Indexes from before the fast path record no backend: torch built them.
+        built_by = contents.manifest["model"].get("backend", "torch")
+        running = self._embedder.backend if self._embedder is not None else self.settings.backend
+        if built_by != running:
+            raise IndexInvalidError(
+                f"the index was built with the {built_by} backend, but questions would be embedded with "
+                f"{running} (RAG_BACKEND); their vectors differ slightly and answers would suffer; {FIX}"
+            )
         if contents.manifest["background"]["sha256"] != background_sentences()[1]:
             raise IndexInvalidError(f"the index was built with another version of rag's background sentences; {FIX}")
         return contents

@@ -111,6 +111,12 @@ def test_an_index_built_with_another_model_is_refused(fake_index):
         engine.load_index()
 
 
+def test_an_index_built_with_another_backend_is_refused(fake_index):
+    engine = Engine(Settings(embedding_model="fake", index_dir=fake_index, seeds_dir=SEEDS, backend="onnx"))
+    with pytest.raises(IndexInvalidError, match=r"built with the fake backend.*onnx \(RAG_BACKEND\).*rag index"):
+        engine.load_index()
+
+
 def write(folder, name, data):
     (folder / name).write_bytes(data)
     return folder / name
