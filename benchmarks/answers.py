@@ -62,8 +62,8 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    from rag.config import Settings
     from rag.engine import Engine
+    from rag.settings import Settings
 
     engine = Engine(Settings.from_env())
     engine.answer("warm-up")

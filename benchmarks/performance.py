@@ -39,8 +39,9 @@ REPO = Path(__file__).resolve().parent.parent
 from live_server import start_server  # noqa: E402
 from load import Run, rss_mib  # noqa: E402
 
-from rag.config import DEFAULT_MODEL, Settings  # noqa: E402
-from rag.documents import load_documents, split_sentences  # noqa: E402
+from rag.ingest.discover import load_documents  # noqa: E402
+from rag.ingest.segment import split_sentences  # noqa: E402
+from rag.settings import DEFAULT_MODEL, Settings  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
 
@@ -99,9 +100,9 @@ def percentiles(seconds: list[float]) -> dict:
 BUILD = """
 import json, statistics, sys, time
 from pathlib import Path
-from rag.config import Settings
 from rag.engine import Engine
-from rag.retrieval import background_sentences
+from rag.retrieve.background import background_sentences
+from rag.settings import Settings
 engine = Engine(Settings(index_dir=Path(sys.argv[1])))
 started = time.perf_counter()
 engine.embedder
@@ -130,7 +131,7 @@ def index_build(index_dir: Path) -> dict:
         "build_s": round(figures["build_s"], 3),
         "sentences": figures["sentences"],
         "background_sentences": figures["background_sentences"],
-        # Every build embeds the background sentences too (retrieval.py): all count.
+        # Every build embeds the background sentences too (rag/retrieve/background.py): all count.
         "sentences_per_s": round((figures["sentences"] + figures["background_sentences"]) / figures["build_s"], 1),
     }
 
@@ -161,7 +162,7 @@ def http_latency(questions: list[str], requests: int) -> tuple[dict, dict]:
 
 
 def model_folder() -> Path:
-    from rag.offline_model import ensure_default_model
+    from rag.embed.default_model import ensure_default_model
 
     return ensure_default_model(Settings.from_env().cache_dir)
 
@@ -195,7 +196,7 @@ def txtai_search(questions: list[str], sentences: list[str]) -> dict:
 def synthetic_sentences(count: int, questions: list[str]) -> list[str]:
     """Sentences made of the article's, the background's and the questions' words: each takes
     two source sentences (any language), keeps a random run of each, and shuffles a few words."""
-    from rag.retrieval import background_sentences
+    from rag.retrieve.background import background_sentences
 
     sources = seed_sentences() + background_sentences()[0] + questions[:500]
     words = [sentence.split() for sentence in sources]
@@ -216,12 +217,12 @@ def scale(count: int, questions: list[str]) -> dict:
     import faiss
     import numpy as np
 
-    from rag.embedding import OnnxEmbedder
-    from rag.fast_model import ensure_fast_model
-    from rag.store import HNSW_EF_SEARCH, vector_index
+    from rag.embed.onnx_embedder import OnnxEmbedder
+    from rag.embed.onnx_export import ensure_onnx_model
+    from rag.store.faiss_index import HNSW_EF_SEARCH, FaissIndex
 
     sentences = synthetic_sentences(count, questions)
-    embedder = OnnxEmbedder(ensure_fast_model(DEFAULT_MODEL, Settings.from_env().cache_dir), batch_size=64, threads=2)
+    embedder = OnnxEmbedder(ensure_onnx_model(DEFAULT_MODEL, Settings.from_env().cache_dir), batch_size=64, threads=2)
     started = time.perf_counter()
     vectors = np.concatenate([embedder.encode_passages(sentences[i : i + 4096]).vectors for i in range(0, count, 4096)])
     embed_seconds = time.perf_counter() - started
@@ -252,10 +253,12 @@ def scale(count: int, questions: list[str]) -> dict:
 
     faiss.omp_set_num_threads(2)
     started = time.perf_counter()
-    flat, _ = vector_index(vectors, "flat")
+    flat = FaissIndex.create(vectors.shape[1], len(vectors), "flat").index
+    flat.add(vectors)
     flat_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    hnsw, _ = vector_index(vectors, "hnsw")
+    hnsw = FaissIndex.create(vectors.shape[1], len(vectors), "hnsw").index
+    hnsw.add(vectors)
     hnsw_seconds = time.perf_counter() - started
     started = time.perf_counter()
     lists = 1024

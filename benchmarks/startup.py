@@ -29,9 +29,9 @@ import sys, time
 started = time.perf_counter()
 from pathlib import Path
 from dataclasses import replace
-from rag.config import Settings
-from rag.embedding import load_embedder
-load_embedder(replace(Settings.from_env(), cache_dir=Path(sys.argv[1])))
+from rag.settings import Settings
+from rag.embed.factory import create_embedder
+create_embedder(replace(Settings.from_env(), cache_dir=Path(sys.argv[1])))
 print(time.perf_counter() - started)
 """
 
@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     runs = parser.parse_args().runs
 
-    from rag.config import Settings
     from rag.engine import Engine
+    from rag.settings import Settings
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,12 +19,15 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from .config import Settings
+def _engine():
     from .engine import Engine
+    from .settings import Settings
 
-    settings = Settings.from_env()
-    report = Engine(settings).build_index(args.paths, progress=not args.quiet)
+    return Engine(Settings.from_env())
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    report = _engine().build_index(args.paths, progress=not args.quiet)
     print(
         f"Indexed {_plural(report.documents, 'document')}, {_plural(report.sentences, 'sentence')} "
         f"with {report.model} in {report.seconds:.1f} s into {report.location}"
@@ -32,13 +35,6 @@ def cmd_index(args: argparse.Namespace) -> int:
     for skipped in report.skipped:
         print(f"Skipped {skipped.path}: {skipped.reason}")
     return 0
-
-
-def _engine():
-    from .config import Settings
-    from .engine import Engine
-
-    return Engine(Settings.from_env())
 
 
 def api_json(content: dict) -> str:
@@ -67,7 +63,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .server import create_app
+    from .http.app import create_app
 
     server: uvicorn.Server | None = None
 
@@ -78,7 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
     print(f"Serving on http://{args.host}:{args.port}/ (Ctrl+C stops)", file=sys.stderr)
     server.run()
-    failure = app.state.failure()
+    failure = app.state.runtime.failure
     if failure is not None:
         raise failure
     return 0
@@ -184,10 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("rag: %(message)s"))
-    logging.getLogger("rag").addHandler(handler)
-    logging.getLogger("rag").setLevel(logging.INFO)
+    logger = logging.getLogger("rag")
+    if not any(getattr(h, "name", None) == "rag-cli" for h in logger.handlers):  # main() may run again in process
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name("rag-cli")
+        handler.setFormatter(logging.Formatter("rag: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
         return args.handler(args)
     except RagError as exc:

@@ -1,4 +1,5 @@
-"""The composition root: wires settings, embedder and index for the CLI and the server."""
+"""The composition root: wires the settings' choice of embedder, vector index and answerer
+over the store, for the command line and the server alike."""
 
 from __future__ import annotations
 
@@ -7,12 +8,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .answer import Answer, check_citation_limit, check_question, compose
-from .config import Settings
-from .documents import SEGMENTER, Skipped, load_documents, split_sentences
+from .answer.base import Answer, Answerer
+from .answer.factory import create_answerer
+from .answer.questions import check_citation_limit, check_question
+from .embed.base import Embedder
+from .embed.factory import check_backend, create_embedder
 from .errors import IndexInvalidError, InputError
-from .retrieval import background_sentences, retrieve
-from .store import FIX, IndexContents, TokenVectors, build_lock, live_generation, load_index, write_index
+from .ingest.discover import load_documents
+from .ingest.document import Skipped
+from .ingest.segment import SEGMENTER, split_sentences
+from .retrieve.background import background_sentences
+from .retrieve.late_interaction import retrieve
+from .settings import Settings
+from .store.factory import new_vector_index, vector_index_class
+from .store.generations import build_lock, live_generation
+from .store.index import LoadedIndex, load_index, write_index
+from .store.manifest import FIX
+from .store.tokens import TokenVectors
 
 
 @dataclass(frozen=True)
@@ -26,22 +38,25 @@ class BuildReport:
 
 
 class Engine:
-    def __init__(self, settings: Settings, embedder=None):
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
         from threadpoolctl import threadpool_limits
 
+        # Every named implementation exists, before anything is read or written.
+        if embedder is None:
+            check_backend(settings)
+        vector_index_class(settings.vector_store)
+        self.answerer: Answerer = create_answerer(settings)
         # NumPy's BLAS threads keep spinning after each of our small products and slow the next
         # forward pass of the model by half (47 -> 25 ms per answer with torch); one is plenty.
         threadpool_limits(limits=1, user_api="blas")
         self.settings = settings
         self._embedder = embedder  # tests pass a loaded one; otherwise built on first use
-        self._index: IndexContents | None = None
+        self._index: LoadedIndex | None = None
 
     @property
-    def embedder(self):
+    def embedder(self) -> Embedder:
         if self._embedder is None:
-            from .embedding import load_embedder
-
-            self._embedder = load_embedder(self.settings)
+            self._embedder = create_embedder(self.settings)
         return self._embedder
 
     def build_index(self, paths: Sequence[Path] = (), progress: bool = False) -> BuildReport:
@@ -77,11 +92,10 @@ class Engine:
                 self.settings.index_dir,
                 documents,
                 sentences,
-                encoded.vectors,
+                new_vector_index(self.settings.vector_store, encoded.vectors, self.settings.index_type),
                 TokenVectors.join(encoded.tokens, embedder.token_dimension),
                 TokenVectors.join(background_tokens, embedder.token_dimension),
                 info,
-                self.settings.index_type,
             )
         return BuildReport(
             documents=len(documents),
@@ -92,29 +106,36 @@ class Engine:
             skipped=skipped,
         )
 
-    def load_index(self) -> IndexContents:
-        """The live index, verified, and checked against the configured model."""
+    def load_index(self) -> LoadedIndex:
+        """The live index, verified, and checked against the configured model and stores."""
         contents = load_index(self.settings.index_dir)
-        built_with = contents.manifest["model"]["name"]
+        manifest = contents.manifest
+        built_with = manifest["model"]["name"]
         if built_with != self.settings.embedding_model:
             raise IndexInvalidError(
                 f"the index was built with {built_with}, but the configured model is "
                 f"{self.settings.embedding_model} (RAG_EMBEDDING_MODEL); {FIX}"
             )
         # Indexes from before the fast path record no backend: torch built them.
-        built_by = contents.manifest["model"].get("backend", "torch")
+        built_by = manifest["model"].get("backend", "torch")
         running = self._embedder.backend if self._embedder is not None else self.settings.backend
         if built_by != running:
             raise IndexInvalidError(
                 f"the index was built with the {built_by} backend, but questions would be embedded with "
                 f"{running} (RAG_BACKEND); their vectors differ slightly and answers would suffer; {FIX}"
             )
-        if contents.manifest["background"]["sha256"] != background_sentences()[1]:
+        stored_in = manifest["vector_index"]["backend"]
+        if stored_in != self.settings.vector_store:
+            raise IndexInvalidError(
+                f"the index was built for the {stored_in} vector store, but RAG_VECTOR_STORE is "
+                f"{self.settings.vector_store}; {FIX}"
+            )
+        if manifest["background"]["sha256"] != background_sentences()[1]:
             raise IndexInvalidError(f"the index was built with another version of rag's background sentences; {FIX}")
         return contents
 
     @property
-    def index(self) -> IndexContents:
+    def index(self) -> LoadedIndex:
         """The index answers are drawn from, loaded on first use."""
         if self._index is None:
             self._index = self.load_index()
@@ -138,5 +159,5 @@ class Engine:
         question_tokens = encoded.tokens[0]
         if not len(question_tokens):
             raise InputError("the question has no words to search for")
-        retrieval = retrieve(encoded.vectors[0], question_tokens, index)
-        return compose(text, question_tokens, retrieval, index, limit)
+        retrieval = retrieve(encoded.vectors[0], question_tokens, index.vectors, index.tokens, index.background)
+        return self.answerer.answer(text, retrieval, index, limit)

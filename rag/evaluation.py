@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .answer import Answer
+from .answer.base import Answer
 from .errors import InputError
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.config import DEFAULT_MODEL, Settings
-from rag.embedding import Encoded
+from rag.embed.base import Encoded
+from rag.settings import DEFAULT_MODEL, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -36,15 +36,15 @@ def model_cache_dir() -> Path:
 @pytest.fixture(scope="session")
 def embedder():
     """The default embedder, as the product runs it: the int8 ONNX export."""
-    from rag.embedding import load_embedder
+    from rag.embed.factory import create_embedder
 
-    return load_embedder(Settings(cache_dir=model_cache_dir()))
+    return create_embedder(Settings(cache_dir=model_cache_dir()))
 
 
 @pytest.fixture(scope="session")
 def torch_embedder():
     """The same model on sentence-transformers and torch: the export's reference."""
-    from rag.embedding import TorchEmbedder
+    from rag.embed.torch_embedder import TorchEmbedder
 
     return TorchEmbedder(DEFAULT_MODEL, model_cache_dir())
 
@@ -57,6 +57,7 @@ class FakeEmbedder:
     token_dimension = 16
     token_layers = (1,)
     backend = "fake"
+    model_name = "fake"
 
     def __init__(self):
         self.prompts = {"query": "", "document": ""}
@@ -85,8 +86,29 @@ def fake_embedder():
 
 
 @pytest.fixture
+def fake_backend(monkeypatch):
+    """RAG_BACKEND=fake and RAG_EMBEDDING_MODEL=fake give the fake embedder, so that the command
+    line and the server run in process without a model. Returns the settings it implies."""
+    from rag.embed.factory import EMBEDDERS
+
+    monkeypatch.setitem(EMBEDDERS, "fake", lambda settings: FakeEmbedder())
+    monkeypatch.setenv("RAG_BACKEND", "fake")
+    monkeypatch.setenv("RAG_EMBEDDING_MODEL", "fake")
+    monkeypatch.setenv("RAG_SEEDS_DIR", str(SEEDS))
+    return Settings(embedding_model="fake", backend="fake", seeds_dir=SEEDS)
+
+
+@pytest.fixture
 def settings(tmp_path):
     return Settings(index_dir=tmp_path / "index", seeds_dir=SEEDS, cache_dir=model_cache_dir())
+
+
+def wait_ready(client, seconds=30):
+    """Until the in-process app (a TestClient) says it is ready."""
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.02)
 
 
 def free_port() -> int:

@@ -5,12 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag import answer as answers
-from rag.config import Settings
+from rag.answer import questions
+from rag.answer.extractive import ExtractiveAnswerer
 from rag.engine import Engine
 from rag.errors import InputError
-from rag.retrieval import Retrieval, Scored, best_matches
-from rag.store import TokenVectors, load_index
+from rag.retrieve.late_interaction import Retrieval, Scored, best_matches
+from rag.settings import Settings
+from rag.store.index import load_index
+from rag.store.tokens import TokenVectors
 
 from .conftest import SEEDS
 
@@ -29,12 +31,17 @@ def scored(row, score, coverage):
 
 
 def retrieval(*ranked, background=0.5):
-    return Retrieval(ranked=list(ranked), background_best=background)
+    question_tokens = np.zeros((len(ranked[0].coverage), 16), dtype=np.float32)
+    return Retrieval(question_tokens=question_tokens, ranked=list(ranked), background_best=background)
+
+
+def compose(found, index, limit=3):
+    return ExtractiveAnswerer().answer("q", found, index, limit)
 
 
 def test_the_best_sentence_comes_first_and_its_text_is_the_documents(index):
     found = retrieval(scored(6, 0.80, [0.8, 0.8]), scored(2, 0.60, [0.6, 0.6]))
-    result = answers.compose("q", np.zeros((2, 16)), found, index, limit=3)
+    result = compose(found, index, limit=3)
     assert not result.abstained
     assert [c.sentence for c in result.citations] == [6] and result.citations[0].id == 1
     text = index.documents[result.citations[0].document].text
@@ -50,7 +57,7 @@ def test_a_close_sentence_covering_another_part_of_the_question_is_cited_too(ind
         scored(18, 0.75, [0.6, 0.6, 0.9]),  # covers the third question token
         scored(3, 0.60, [0.5, 0.5, 0.99]),  # covers it too but scores too far below the best
     )
-    result = answers.compose("q", np.zeros((3, 16)), found, index, limit=3)
+    result = compose(found, index, limit=3)
     assert [c.sentence for c in result.citations] == [15, 18]
     assert result.answer.index("[2]") > result.answer.index("[1]"), "sentences in reading order"
 
@@ -59,24 +66,24 @@ def test_a_sentence_that_refers_back_brings_the_one_before(index):
     # Sentence 8 opens "Ces deux accords…", about the agreements of sentence 7.
     assert index.sentence_text(index.sentences[8]).startswith("Ces deux accords")
     found = retrieval(scored(8, 0.80, [0.8]), scored(7, 0.60, [0.6]))
-    result = answers.compose("q", np.zeros((1, 16)), found, index, limit=3)
+    result = compose(found, index, limit=3)
     assert [c.sentence for c in result.citations] == [8, 7]
     assert result.citations[1].score == 0.6
     assert result.answer.index("[2]") < result.answer.index("[1]"), "sentence 7 is read first"
-    alone = answers.compose("q", np.zeros((1, 16)), found, index, limit=1)
+    alone = compose(found, index, limit=1)
     assert [c.sentence for c in alone.citations] == [8], "the limit holds"
 
 
 def test_no_better_than_the_background_means_abstaining_without_passages(index):
     found = retrieval(scored(6, 0.60, [0.6]), background=0.70)
-    result = answers.compose("q", np.zeros((1, 16)), found, index, limit=3)
+    result = compose(found, index, limit=3)
     assert result.abstained and result.citations == []
     assert result.answer == "The article does not say."
 
 
 def test_a_near_miss_abstains_but_shows_the_closest_passages(index):
     found = retrieval(scored(6, 0.70, [0.7]), scored(5, 0.69, [0.69]), scored(4, 0.6, [0.6]), background=0.70)
-    result = answers.compose("q", np.zeros((1, 16)), found, index, limit=3)
+    result = compose(found, index, limit=3)
     assert result.abstained and [c.sentence for c in result.citations] == [6, 5]
     assert result.answer.startswith("The article does not say.") and "[1]" not in result.answer
 
@@ -92,16 +99,16 @@ def test_a_near_miss_abstains_but_shows_the_closest_passages(index):
 )
 def test_bad_questions_are_refused_saying_why(question, message):
     with pytest.raises(InputError, match=message):
-        answers.check_question(question)
+        questions.check_question(question)
 
 
 def test_questions_are_trimmed_and_the_citation_limit_is_bounded():
-    assert answers.check_question("  Qui ?\n") == "Qui ?"
-    assert answers.check_question("x" * 1000 + "   ") == "x" * 1000
-    assert answers.check_citation_limit(None) == 3
+    assert questions.check_question("  Qui ?\n") == "Qui ?"
+    assert questions.check_question("x" * 1000 + "   ") == "x" * 1000
+    assert questions.check_citation_limit(None) == 3
     for bad in (0, -1, 11, 10**9):
         with pytest.raises(InputError, match="top_k must be from 1 to 10"):
-            answers.check_citation_limit(bad)
+            questions.check_citation_limit(bad)
 
 
 @settings(max_examples=100, deadline=None)

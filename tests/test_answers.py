@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rag.config import Settings
 from rag.engine import Engine
 from rag.evaluation import evaluate, read_questions
+from rag.settings import Settings
 
 from .conftest import REPO, SEEDS, model_cache_dir
 
@@ -70,7 +70,7 @@ def test_an_hnsw_index_gives_the_same_answers_as_the_exact_one(engine, tmp_path)
     settings = Settings(index_dir=tmp_path / "index", seeds_dir=SEEDS, cache_dir=model_cache_dir(), index_type="hnsw")
     graph = Engine(settings, embedder=engine.embedder)
     graph.build_index()
-    assert graph.index.manifest["faiss"]["type"] == "IndexHNSWFlat"
+    assert graph.index.manifest["vector_index"]["type"] == "IndexHNSWFlat"
     questions = [q.text for q in read_questions(EVAL / "extra.jsonl")]
     assert [graph.answer(q).to_dict() for q in questions] == [engine.answer(q).to_dict() for q in questions]
 

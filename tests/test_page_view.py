@@ -1,8 +1,10 @@
 """The article as the page shows it: paragraphs of sentences, nothing lost. No model."""
 
-from rag.answer import Citation, in_reading_order
-from rag.documents import read_document, split_sentences
-from rag.page import article_view
+from rag.answer.base import Citation
+from rag.answer.citations import in_reading_order
+from rag.http.views import article_view
+from rag.ingest.discover import read_document
+from rag.ingest.segment import split_sentences
 
 from .conftest import ARTICLE
 

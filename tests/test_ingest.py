@@ -1,4 +1,4 @@
-"""Loading documents and sentence segmentation with exact offsets."""
+"""Discovering and loading documents, and sentence segmentation with exact offsets."""
 
 import hashlib
 
@@ -6,14 +6,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.documents import Document, load_documents, read_document, split_sentences
 from rag.errors import InputError
+from rag.ingest.discover import load_documents, read_document
+from rag.ingest.document import Document
+from rag.ingest.segment import split_sentences
 
 from .conftest import ARTICLE
 
 
 def make_document(text: str) -> Document:
-    return Document(id="doc", title="t", path="doc.txt", text=text, sha256=hashlib.sha256(text.encode()).hexdigest())
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Document(
+        id="doc", title="t", path="doc.txt", text=text, source_sha256=digest, text_sha256=digest, format="text"
+    )
 
 
 def sentence_texts(text: str) -> list[str]:
@@ -24,8 +29,9 @@ def test_article_is_read_exactly_and_split_into_its_26_sentences():
     document = read_document(ARTICLE)
     raw = ARTICLE.read_bytes()
     assert document.text == raw.decode("utf-8")
-    assert document.sha256 == hashlib.sha256(raw).hexdigest()
-    assert document.id == "000_8cb13a5d0c7818f1"
+    assert document.source_sha256 == hashlib.sha256(raw).hexdigest()
+    assert document.text_sha256 == hashlib.sha256(document.text.encode("utf-8")).hexdigest()
+    assert (document.id, document.format, document.language) == ("000_8cb13a5d0c7818f1", "text", None)
 
     sentences = split_sentences(document)
     texts = [document.text[s.start : s.end] for s in sentences]
@@ -137,7 +143,7 @@ def test_a_bad_file_among_good_ones_is_skipped_and_reported(tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00")
     documents, skipped = load_documents([tmp_path])
     assert [d.id for d in documents] == ["good"]
-    assert documents[0].title == "Titre"
+    assert documents[0].title == "Titre" and documents[0].format == "markdown"
     assert len(skipped) == 1 and skipped[0].path.endswith("bad.txt") and "UTF-8" in skipped[0].reason
 
 

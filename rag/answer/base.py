@@ -1,0 +1,38 @@
+"""The answer seam: the Answer every way of use shows, and the Answerer protocol."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from ..retrieve.late_interaction import Retrieval
+from ..store.index import LoadedIndex
+
+
+@dataclass(frozen=True)
+class Citation:
+    id: int
+    document: str
+    sentence: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    abstained: bool
+    answer: str
+    citations: list[Citation]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Answerer(Protocol):
+    def answer(self, question: str, retrieval: Retrieval, index: LoadedIndex, limit: int) -> Answer:
+        """The Answer to a checked question from its retrieval over ``index``, citing at most
+        ``limit`` sentences: cited sentences, or an abstention."""
+        ...

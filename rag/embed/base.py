@@ -1,0 +1,104 @@
+"""The embedder seam: what every embedder gives, and the batching they share.
+
+One forward pass gives two views of a text: the pooled sentence vector (what the vector index
+holds) and one vector per token (what late-interaction scoring compares, see
+``retrieve/late_interaction.py``). Implementations: ``onnx_embedder.OnnxEmbedder`` (the default)
+and ``torch_embedder.TorchEmbedder``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+# Token vectors join a middle layer (three quarters deep) and the last one: the middle layers
+# of multilingual encoders align words across languages better, the last one carries meaning.
+MIDDLE_LAYER_DEPTH = 0.75
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Texts as vectors. ``vectors[i]`` is text i pooled, unit length; ``tokens[i]`` holds one
+    unit-length row per token of text i, with the prompt and special tokens left out."""
+
+    vectors: np.ndarray
+    tokens: list[np.ndarray]
+
+
+class Embedder(Protocol):
+    backend: str  # the RAG_BACKEND name; an index is read only with the backend that built it
+    model_name: str
+    dimension: int  # of the pooled vectors
+    token_dimension: int  # of the token vectors
+    token_layers: Sequence[int]  # the layers the token vectors join
+    prompts: dict[str, str]  # "query" and "document" prompts prepended to texts ("" when none)
+
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> Encoded: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> Encoded: ...
+
+
+def token_layers(layers: int) -> list[int]:
+    return sorted({max(1, round(layers * MIDDLE_LAYER_DEPTH)), layers})
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)
+
+
+def encode_outputs(
+    middle: np.ndarray, last: np.ndarray, mask: np.ndarray, keep: np.ndarray, skip: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Pooled vectors and token vectors of one batch from the hidden states of the middle and
+    last layers ([batch, tokens, hidden]). ``mask`` marks real tokens, ``keep`` the ones that
+    are neither special nor padding; the first ``skip`` kept tokens are the prompt's."""
+    weights = mask[..., None].astype(np.float32)
+    pooled = _unit((last * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0))
+    joined = np.concatenate([_unit(middle), _unit(last)], axis=-1) / math.sqrt(2)  # unit length again
+    tokens = [np.ascontiguousarray(row[kept][skip:], dtype=np.float32) for row, kept in zip(joined, keep, strict=True)]
+    return pooled.astype(np.float32), tokens
+
+
+def prompt_token_counts(count_tokens, prompts: dict[str, str]) -> dict[str, int]:
+    """A prompt's trailing space joins the next word's first token, so count the prompt's
+    tokens in front of a word rather than alone."""
+    return {prompt: count_tokens(prompt + "word") - count_tokens("word") for prompt in prompts.values()}
+
+
+class BatchedEmbedder:
+    """What the model embedders share: batching, progress, and the two public encoders; a
+    subclass runs one batch."""
+
+    batch_size: int
+    prompts: dict[str, str]
+    dimension: int
+    token_dimension: int
+
+    def _encode_batch(self, texts: list[str], prompt: str) -> tuple[np.ndarray, list[np.ndarray]]:
+        raise NotImplementedError
+
+    def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> Encoded:
+        from tqdm.auto import tqdm
+
+        # Batches of similar length waste little on padding; results go back in input order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.token_dimension), dtype=np.float32)] * len(texts)
+        starts = range(0, len(texts), self.batch_size)
+        for start in tqdm(starts, desc="Embedding", unit="batch", disable=not progress):
+            rows = order[start : start + self.batch_size]
+            pooled, batch_tokens = self._encode_batch([prompt + texts[i] for i in rows], prompt)
+            vectors[rows] = pooled
+            for row, row_tokens in zip(rows, batch_tokens, strict=True):
+                tokens[row] = row_tokens
+        return Encoded(vectors=vectors, tokens=tokens)
+
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> Encoded:
+        return self._encode(texts, self.prompts["document"], progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> Encoded:
+        return self._encode(texts, self.prompts["query"], progress=False)

@@ -1,0 +1,64 @@
+"""``RAG_BACKEND=onnx``, the default: the model exported once to ONNX with its matrix products
+quantised to int8 (``onnx_export.py``), run by onnxruntime. No torch in the process: about 5 ms
+per question instead of 20, and a few hundred MB less memory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from .base import BatchedEmbedder, encode_outputs
+from .onnx_model import read_onnx_model
+
+
+class OnnxEmbedder(BatchedEmbedder):
+    """The exported model on onnxruntime: tokenizer, word-embedding lookup in a memory-mapped
+    table, then the int8 encoder. ``threads`` is per call; calls may overlap."""
+
+    backend = "onnx"
+
+    def __init__(self, folder: Path, batch_size: int = 32, threads: int = 1):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.batch_size = batch_size
+        spec = read_onnx_model(folder)
+        self.model_name = spec["source"]
+        self.dimension = spec["hidden"]
+        self.token_layers = spec["token_layers"]
+        self.token_dimension = spec["hidden"] * len(self.token_layers)
+        self.prompts = spec["prompts"]
+        self.special_ids = spec["special_ids"]
+        self._prompt_tokens = {prompt: spec["prompt_tokens"][prompt] for prompt in self.prompts.values()}
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.enable_truncation(spec["max_tokens"])
+        self._tokenizer.enable_padding(pad_id=spec["pad_id"])
+        # Only the rows of the words read are paged in: 250,002 x 384 floats stay on disk.
+        self._words = np.load(folder / "word_embeddings.npy", mmap_mode="r", allow_pickle=False)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # warnings about unused initialisers mean nothing to users
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own kinds for bad files
+            raise ModelError(f"cannot load {folder / 'model.onnx'}: {exc}; delete {folder} to rebuild it") from exc
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids the model reads for each text (prompts not added), truncated as in encoding."""
+        return [e.ids[: sum(e.attention_mask)] for e in self._tokenizer.encode_batch(list(texts))]
+
+    def _encode_batch(self, texts: list[str], prompt: str) -> tuple[np.ndarray, list[np.ndarray]]:
+        batch = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in batch], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+        middle, last = self._session.run(
+            None, {"inputs_embeds": np.ascontiguousarray(self._words[ids]), "attention_mask": mask}
+        )
+        keep = mask.astype(bool) & ~np.isin(ids, self.special_ids)
+        return encode_outputs(middle, last, mask, keep, self._prompt_tokens[prompt])

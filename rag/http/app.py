@@ -1,0 +1,78 @@
+"""The app factory: one FastAPI app over one engine, with the API and page routers, the
+middleware, and error bodies that say what is wrong.
+
+Answers run in the thread pool, at most ``max_running`` at once with ``max_waiting`` queued
+behind; beyond that, or after ``queue_seconds`` in the queue, the answer is 503 at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ..engine import Engine
+from ..errors import InputError
+from . import api, page
+from .admission import Busy
+from .middleware import BodyLimit, Guard
+from .runtime import Runtime
+from .schemas import problem
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _describe(exc: RequestValidationError) -> str:
+    """One readable line per problem, without echoing the input back."""
+    problems = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            problems.append("the body is not valid JSON")
+            continue
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(problems) or "the request is not valid"
+
+
+def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> FastAPI:
+    """The app for one engine. ``on_fatal`` runs if the engine cannot be made ready;
+    ``app.state.runtime.failure`` then says why."""
+    runtime = Runtime(engine, on_fatal)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runtime.start()
+        yield
+        runtime.stop()
+
+    app = FastAPI(
+        title="rag",
+        summary="Answers questions about news articles with their own sentences, cited.",
+        lifespan=lifespan,
+        docs_url=None,  # Swagger UI would load its assets from a CDN; /openapi.json stays
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(Guard, api_key=engine.settings.api_key)  # added last, so outermost: every response
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
+    app.include_router(page.router)
+    app.include_router(api.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem(422, _describe(exc))
+
+    @app.exception_handler(InputError)
+    async def invalid_input(request: Request, exc: InputError) -> JSONResponse:
+        return problem(422, str(exc))
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy) -> JSONResponse:
+        return problem(503, str(exc), headers={"Retry-After": "1"})
+
+    return app

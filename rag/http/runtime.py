@@ -1,0 +1,84 @@
+"""What the routes share while the server runs: the engine, whether it is ready, why not, and
+the admission line.
+
+The model and the index load in a background thread at start-up, so /healthz answers at once
+and /readyz says 503 until answers can be given. The same thread then watches the index folder
+and switches to a new build within a second or so; a build that fails to load is logged and
+the one in use stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..engine import Engine
+from ..errors import IndexMissingError, RagError
+from .admission import Admission
+from .schemas import problem
+
+RELOAD_SECONDS = 1.0  # how often the index folder is checked for a new build
+
+log = logging.getLogger("rag.server")
+
+
+class Runtime:
+    def __init__(self, engine: Engine, on_fatal: Callable[[], None] | None = None):
+        settings = engine.settings
+        self.engine = engine
+        self.admission = Admission(settings.max_running, settings.max_waiting, settings.queue_seconds)
+        self.ready = threading.Event()
+        self.failure: RagError | None = None  # why the engine could not be made ready
+        self._on_fatal = on_fatal
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._prepare_then_watch, name="rag-index", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _prepare_then_watch(self) -> None:
+        engine = self.engine
+        try:
+            try:
+                engine.load_index()
+            except IndexMissingError:
+                log.info("no index yet; building it from %s", engine.settings.seeds_dir)
+                engine.build_index()
+            engine.answer("warm-up")  # loads model and index, and pays first-call costs now
+            self.ready.set()
+            log.info("ready")
+        except RagError as exc:
+            self.failure = exc
+            log.error("cannot start: %s", exc)
+            if self._on_fatal:
+                self._on_fatal()
+            return
+        refused = None
+        while not self._stopping.wait(RELOAD_SECONDS):
+            try:
+                if engine.refresh():
+                    log.info("now serving %s", engine.index.generation)
+                refused = None
+            except RagError as exc:
+                if str(exc) != refused:  # say it once, not every second
+                    log.error("still serving %s; the new index cannot be used: %s", engine.index.generation, exc)
+                refused = str(exc)
+
+    def not_ready_detail(self) -> str:
+        return f"not ready: {self.failure}" if self.failure else "the model and index are still loading"
+
+    def not_ready(self):
+        return problem(503, self.not_ready_detail(), headers={"Retry-After": "5"})
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]

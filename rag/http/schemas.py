@@ -1,0 +1,64 @@
+"""What the API reads and writes, as pydantic models, and the error body every refusal has."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, BeforeValidator, Field
+
+from ..answer.questions import MAX_CITATIONS, MAX_QUESTION_CHARACTERS
+
+
+def _whole_number(value: object) -> int:
+    """JSON's 3 and 3.0 are the same number; "3", true and 2.5 are not whole numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        raise ValueError("must be a whole number")
+    return int(value)
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARACTERS, description="in any language")
+    top_k: Annotated[int, Field(ge=1, le=MAX_CITATIONS), BeforeValidator(_whole_number)] | None = Field(
+        default=None, description="most citations (default 3)"
+    )
+
+
+class CitationOut(BaseModel):
+    id: int
+    document: str
+    sentence: int = Field(description="the sentence's number within its document, from 0")
+    start: int = Field(description="character offset into the document's text")
+    end: int
+    text: str = Field(description="exactly the document's text[start:end]")
+    score: float
+
+
+class AskResponse(BaseModel):
+    question: str
+    abstained: bool
+    answer: str
+    citations: list[CitationOut] = Field(description="best first")
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    text: str
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+NOT_READY = {503: {"model": Problem, "description": "still loading, or too busy to answer now"}}
+BAD_BODY = {
+    400: {"model": Problem, "description": "the body cannot be read as text"},
+    413: {"model": Problem, "description": "the body is over 64 KiB"},
+    422: {"model": Problem, "description": "the request says what is wrong in detail"},
+}
+
+
+def problem(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+    """A refusal: the status and a ``detail`` saying what is wrong."""
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)

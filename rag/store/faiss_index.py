@@ -1,0 +1,81 @@
+"""``RAG_VECTOR_STORE=faiss``: FAISS in process, exact (flat) or HNSW. The only module that
+imports faiss (lazily: ``rag --help`` needs none of it)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Exact search reads every vector; past this many sentences a graph (HNSW) answers faster at
+# a small loss of recall (benchmarks/performance.py measures both on 100,000 sentences).
+HNSW_FROM = 50_000
+HNSW_NEIGHBOURS = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128  # at least the 64 candidates retrieval asks for
+
+
+class FaissIndex:
+    """A FAISS inner-product index over unit vectors; ``index`` is the FAISS object."""
+
+    backend = "faiss"
+
+    def __init__(self, index):
+        self.index = index
+
+    @classmethod
+    def create(cls, dimension: int, size: int, index_type: str) -> FaissIndex:
+        """Exact (``flat``) or HNSW; ``auto`` picks HNSW from HNSW_FROM vectors on."""
+        import faiss
+
+        if index_type == "auto":
+            index_type = "hnsw" if size >= HNSW_FROM else "flat"
+        if index_type == "flat":
+            return cls(faiss.IndexFlatIP(dimension))
+        if index_type != "hnsw":
+            raise ValueError(f"unknown FAISS index type {index_type!r}")
+        index = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        return cls(index)
+
+    @classmethod
+    def load(cls, data: bytes, description: dict) -> FaissIndex:
+        import faiss
+
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError:
+            raise ValueError("is not a FAISS index") from None
+        loaded = cls(index)
+        if loaded.describe() != description:
+            raise ValueError(f"disagrees with the manifest (it holds a {type(index).__name__})")
+        return loaded
+
+    def add(self, vectors: np.ndarray) -> None:
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def dimension(self) -> int:
+        return int(self.index.d)
+
+    def describe(self) -> dict:
+        import faiss
+
+        description = {
+            "backend": self.backend,
+            "type": type(self.index).__name__,
+            "metric": "inner_product" if self.index.metric_type == faiss.METRIC_INNER_PRODUCT else "other",
+            "normalized": True,
+        }
+        if isinstance(self.index, faiss.IndexHNSWFlat):
+            description.update(neighbours=HNSW_NEIGHBOURS, ef_search=int(self.index.hnsw.efSearch))
+        return description
+
+    def save(self) -> bytes:
+        import faiss
+
+        return faiss.serialize_index(self.index).tobytes()

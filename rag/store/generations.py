@@ -1,0 +1,78 @@
+"""Generations of the index: each build a folder of its own, ``CURRENT`` naming the live one.
+
+A build fills a hidden staged folder, which is fsynced and renamed to the next generation, and
+only then is ``CURRENT`` replaced; readers see the old index or the new one, never a mix. Builds
+never interleave (a lock), and each removes what killed builds left and all but the newest
+generations.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..atomic import remove_leftovers, replace_file, staged_folder
+from ..errors import IndexInvalidError, IndexMissingError, RagError
+from .manifest import FIX
+
+CURRENT = "CURRENT"
+KEEP_GENERATIONS = 2  # the live one and the one before, for readers still on it
+_LOCK = ".build.lock"
+_GEN_PREFIX = "gen-"
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / _LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RagError(f"another `rag index` is already building {index_dir}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _next_number(index_dir: Path) -> int:
+    """Generations are numbered in build order, so sorting their names sorts them by age."""
+    numbers = [int(p.name.split("-")[1]) for p in index_dir.glob(_GEN_PREFIX + "*") if p.name.split("-")[1].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def _remove_old_generations(index_dir: Path, live: str) -> None:
+    generations = sorted(p for p in index_dir.glob(_GEN_PREFIX + "*") if p.is_dir())
+    keep = {live} | {p.name for p in generations[-KEEP_GENERATIONS:]}
+    for old in generations:
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def publish(index_dir: Path, files: dict[str, bytes]) -> Path:
+    """Write ``files`` as a new generation and make it the live one. The caller holds ``build_lock``."""
+    remove_leftovers(index_dir)  # a killed build may have left the very name we are about to use
+    name = f"{_GEN_PREFIX}{_next_number(index_dir):06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    with staged_folder(index_dir / name) as staged:
+        for file_name, data in files.items():
+            (staged / file_name).write_bytes(data)
+    replace_file(index_dir / CURRENT, (name + "\n").encode("ascii"))
+    _remove_old_generations(index_dir, live=name)
+    return index_dir / name
+
+
+def live_generation(index_dir: Path) -> Path:
+    pointer = index_dir / CURRENT
+    try:
+        name = pointer.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise IndexMissingError(f"there is no index in {index_dir}; run `rag index` to build it") from None
+    except (OSError, UnicodeDecodeError):
+        raise IndexInvalidError(f"{pointer} is damaged; {FIX}") from None
+    if not name.startswith(_GEN_PREFIX) or "/" in name or not (index_dir / name).is_dir():
+        raise IndexInvalidError(f"{pointer} names no build of the index; {FIX}")
+    return index_dir / name

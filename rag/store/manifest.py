@@ -1,0 +1,83 @@
+"""The manifest of one generation: what was built, with what, and each file's checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..errors import IndexInvalidError
+from ..ingest.document import Document, Sentence
+
+FORMAT = "rag-index"
+FORMAT_VERSION = 3  # 2: token vectors and background; 3: document identity (source and text sha256, format, language)
+MANIFEST = "manifest.json"
+FIX = "run `rag index` to rebuild it"
+
+
+def manifest_bytes(
+    documents: list[Document], sentences: list[Sentence], info: dict, vector_index: dict, files: dict[str, bytes]
+) -> bytes:
+    """``info`` holds the model, segmentation and background; ``files`` the generation's other
+    files by name, whose sizes and checksums are recorded."""
+    per_document = Counter(s.document for s in sentences)  # one pass, not one per document
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **info,
+        "vector_index": vector_index,
+        "counts": {"documents": len(documents), "sentences": len(sentences)},
+        "documents": [
+            {
+                "id": d.id,
+                "path": d.path,
+                "format": d.format,
+                "language": d.language,
+                "source_sha256": d.source_sha256,
+                "text_sha256": d.text_sha256,
+                "characters": len(d.text),
+                "sentences": per_document[d.id],
+            }
+            for d in documents
+        ],
+        "files": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
+        },
+    }
+    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def read_manifest(generation: Path, names: tuple[str, ...]) -> dict:
+    """The generation's manifest, once it is a rag index manifest of this version with the
+    fields loading relies on and an entry for each file of ``names``."""
+    path = generation / MANIFEST
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise IndexInvalidError(f"{path} is missing; {FIX}") from None
+    except (OSError, ValueError):
+        raise IndexInvalidError(f"{path} is damaged; {FIX}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexInvalidError(f"{path} is not a rag index manifest; {FIX}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexInvalidError(
+            f"the index in {generation} has format version {manifest.get('format_version')!r}, "
+            f"this rag reads version {FORMAT_VERSION}; {FIX}"
+        )
+    try:
+        for name in names:
+            entry = manifest["files"][name]
+            if not (isinstance(entry["sha256"], str) and isinstance(entry["bytes"], int)):
+                raise TypeError
+        int(manifest["counts"]["sentences"]), int(manifest["counts"]["documents"])
+        str(manifest["model"]["name"]), int(manifest["model"]["dimension"])
+        int(manifest["model"]["token_dimension"]), int(manifest["background"]["sentences"])
+        str(manifest["background"]["sha256"]), str(manifest["vector_index"]["backend"])
+        if not isinstance(manifest["vector_index"], dict):
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise IndexInvalidError(f"{path} lacks required fields; {FIX}") from None
+    return manifest

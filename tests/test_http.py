@@ -1,0 +1,209 @@
+"""The HTTP contract in process: FastAPI's TestClient over the app, the engine on the fake
+embedder. Status codes, bodies, bad input, headers, the page's form. No model; the real
+server with the real model is tested in test_server.py."""
+
+import re
+import time
+import urllib.parse
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.engine import Engine
+from rag.http.app import create_app
+from rag.settings import Settings
+
+from .conftest import SEEDS, FakeEmbedder, wait_ready
+
+GOOD = {"question": "Qui a rencontré Vladimir Poutine ?"}
+
+
+def fake_settings(index_dir, **overrides):
+    return Settings(embedding_model="fake", backend="fake", index_dir=index_dir, seeds_dir=SEEDS, **overrides)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """The app on an empty index folder: it builds the index from the seeds, then serves."""
+    engine = Engine(fake_settings(tmp_path_factory.mktemp("http") / "index"), embedder=FakeEmbedder())
+    with TestClient(create_app(engine)) as client:
+        wait_ready(client)
+        yield client
+
+
+def test_not_ready_until_loaded_and_alive_throughout(tmp_path):
+    app = create_app(Engine(fake_settings(tmp_path / "index"), embedder=FakeEmbedder()))
+    client = TestClient(app)  # outside `with`: start-up has not run, nothing is loaded
+    assert client.get("/healthz").status_code == 200
+    for response in (client.get("/readyz"), client.post("/api/ask", json=GOOD), client.get("/api/documents/x")):
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        assert response.json() == {"detail": "the model and index are still loading"}
+    page = client.get("/")
+    assert page.status_code == 503 and "still loading" in page.text
+    form = client.post("/", data={"question": "Qui ?"})
+    assert form.status_code == 503 and 'class="turn error"' in form.text
+    with client:
+        wait_ready(client)
+        assert client.post("/api/ask", json=GOOD).status_code == 200
+
+
+def test_an_engine_that_cannot_start_says_why_and_stops_the_server(tmp_path):
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    (index_dir / "CURRENT").write_text("gen-gone\n")
+    stopped = []
+    app = create_app(Engine(fake_settings(index_dir), embedder=FakeEmbedder()), on_fatal=lambda: stopped.append(1))
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 10
+        while not stopped and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stopped == [1]
+        reply = client.get("/readyz")
+        assert reply.status_code == 503 and reply.json()["detail"].startswith("not ready: ")
+        assert "names no build of the index; run `rag index`" in reply.json()["detail"]
+    assert "names no build" in str(app.state.runtime.failure)
+
+
+def test_ask_returns_the_contract_field_by_field(client):
+    reply = client.post("/api/ask", json=GOOD)
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
+    body = reply.json()
+    assert list(body) == ["question", "abstained", "answer", "citations"]
+    assert body["question"] == GOOD["question"] and isinstance(body["abstained"], bool)
+    assert isinstance(body["answer"], str) and body["answer"]
+    assert 0 < len(body["citations"]) <= 3
+    for number, citation in enumerate(body["citations"], start=1):
+        assert list(citation) == ["id", "document", "sentence", "start", "end", "text", "score"]
+        assert citation["id"] == number
+        assert all(isinstance(citation[key], int) for key in ("sentence", "start", "end"))
+        assert isinstance(citation["score"], float) and -1 <= citation["score"] <= 1
+        document = client.get(f"/api/documents/{citation['document']}").json()
+        assert list(document) == ["id", "title", "text"] and document["id"] == citation["document"]
+        assert document["text"][citation["start"] : citation["end"]] == citation["text"]
+        if not body["abstained"]:
+            assert f"{citation['text']} [{number}]" in body["answer"]
+    assert len(client.post("/api/ask", json={**GOOD, "top_k": 1}).json()["citations"]) == 1
+    assert client.post("/api/ask", json={**GOOD, "top_k": 2.0}).status_code == 200
+
+
+BAD_REQUESTS = {
+    "no-question": ({}, None, "question: Field required"),
+    "empty": ({"question": ""}, None, "question"),
+    "blank": ({"question": "   "}, None, "the question is empty"),
+    "too-long": ({"question": "x" * 1001}, None, "1000 characters"),
+    "number": ({"question": 5}, None, "question: Input should be a valid string"),
+    "null": ({"question": None}, None, "question"),
+    "list": ({"question": ["a"]}, None, "question"),
+    "not-json": (None, b'{"question": ', "not valid JSON"),
+    "empty-body": (None, b"", "body"),
+    "array": (None, b"[1, 2]", "body"),
+    "lone-surrogate": (None, b'{"question": "\\ud800"}', "question: Input should be a valid string"),
+    "top-k-zero": ({"question": "Qui ?", "top_k": 0}, None, "top_k"),
+    "top-k-huge": ({"question": "Qui ?", "top_k": 10**12}, None, "top_k"),
+    "top-k-fraction": ({"question": "Qui ?", "top_k": 2.5}, None, "top_k"),
+    "top-k-text": ({"question": "Qui ?", "top_k": "3"}, None, "top_k"),
+    "top-k-bool": ({"question": "Qui ?", "top_k": True}, None, "top_k"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_bad_input_gets_4xx_with_a_detail_and_the_server_carries_on(client, case):
+    body, raw, words = BAD_REQUESTS[case]
+    if raw is None:
+        reply = client.post("/api/ask", json=body)
+    else:
+        reply = client.post("/api/ask", content=raw, headers={"Content-Type": "application/json"})
+    assert 400 <= reply.status_code < 500, reply.text
+    assert reply.headers["content-type"] == "application/json"
+    assert isinstance(reply.json()["detail"], str) and words in reply.json()["detail"], reply.json()
+    assert client.post("/api/ask", json=GOOD).status_code == 200
+
+
+def test_unknown_documents_and_routes_answer_404_with_a_detail(client):
+    reply = client.get("/api/documents/nope")
+    assert reply.status_code == 404 and "nope" in reply.json()["detail"]
+    reply = client.get("/api/nothing-here")
+    assert reply.status_code == 404 and reply.json()["detail"]
+    reply = client.get("/api/ask")
+    assert reply.status_code == 405 and reply.json()["detail"]
+
+
+def test_docs_need_nothing_from_another_host(client):
+    assert client.get("/docs").status_code == 404, "Swagger UI (CDN assets) is off"
+    schema = client.get("/openapi.json")
+    assert schema.status_code == 200 and "/api/ask" in schema.json()["paths"]
+    assert "/" not in schema.json()["paths"], "the page is not part of the API"
+
+
+def test_every_response_carries_the_security_headers(client):
+    for reply in (
+        client.get("/"),
+        client.get("/healthz"),
+        client.get("/static/page.css"),
+        client.get("/nowhere"),
+        client.post("/api/ask", content=b"x" * 70_000),
+    ):
+        assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in reply.headers["Content-Security-Policy"]
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert reply.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_page_and_its_own_assets(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page.text), "no inline script"
+    assert not re.search(r"<[^>]*\son[a-z]+\s*=", page.text), "no inline event handler"
+    for asset in re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text):
+        assert client.get(asset).status_code == 200, asset
+    assert {"/static/page.css", "/static/chat.js", "/static/favicon.svg"} <= set(
+        re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
+    )
+    assert 'id="s-000_8cb13a5d0c7818f1-0"' in page.text, "the article is shown sentence by sentence"
+
+
+def post_form(client, raw):
+    return client.post("/", content=raw, headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def test_the_form_post_renders_the_answer_escaped(client):
+    reply = post_form(client, urllib.parse.urlencode(GOOD).encode())
+    assert reply.status_code == 200 and 'data-abstained="' in reply.text
+    reply = post_form(client, urllib.parse.urlencode({"question": "<img src=x onerror=alert(1)>"}).encode())
+    assert reply.status_code == 200 and "<img" not in reply.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in reply.text
+    for fields in (b"question=", b"question=%20%20", b"other=1", b"\xff\xfe", ("question=" + "x" * 1001).encode()):
+        reply = post_form(client, fields)
+        assert reply.status_code == 422 and 'class="turn error"' in reply.text, fields
+    reply = post_form(client, b"question=" + b"x" * 70_000)
+    assert reply.status_code == 413 and "over 64 KiB" in reply.json()["detail"]
+
+
+def test_bodies_over_64_kib_get_413(client):
+    reply = client.post("/api/ask", content=b'{"question": "' + b"x" * 70_000 + b'"}')
+    assert reply.status_code == 413 and "64 KiB" in reply.json()["detail"]
+    assert client.post("/api/ask", json=GOOD).status_code == 200
+
+
+def test_no_cors_unless_configured(client):
+    preflight = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    assert "Access-Control-Allow-Origin" not in client.options("/api/ask", headers=preflight).headers
+    reply = client.post("/api/ask", json=GOOD, headers={"Origin": "https://elsewhere.example"})
+    assert "Access-Control-Allow-Origin" not in reply.headers
+
+
+def test_an_api_key_guards_the_api_but_not_the_page(tmp_path):
+    engine = Engine(fake_settings(tmp_path / "index", api_key="s3cret-key"), embedder=FakeEmbedder())
+    with TestClient(create_app(engine)) as guarded:
+        wait_ready(guarded)
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "s3cret-ke"}, {"X-API-Key": ""}):
+            reply = guarded.post("/api/ask", json=GOOD, headers=headers)
+            assert reply.status_code == 401 and "needs a key" in reply.json()["detail"]
+            assert reply.headers["WWW-Authenticate"] == "Bearer"
+        assert guarded.get("/api/documents/000_8cb13a5d0c7818f1").status_code == 401
+        assert guarded.post("/api/ask", json=GOOD, headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
+        assert guarded.post("/api/ask", json=GOOD, headers={"authorization": "bearer s3cret-key"}).status_code == 200
+        assert guarded.post("/api/ask", json=GOOD, headers={"X-API-Key": "s3cret-key"}).status_code == 200
+        assert guarded.get("/healthz").status_code == 200 and guarded.get("/").status_code == 200
+        reply = post_form(guarded, urllib.parse.urlencode(GOOD).encode())
+        assert reply.status_code == 200 and 'data-abstained="' in reply.text, "the page's own form still answers"
