@@ -4,8 +4,8 @@ beside the target, fsync, rename into place, fsync the parent folder."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +27,8 @@ def fsync_dir(path: Path) -> None:
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Make ``path`` hold ``data``: readers see the old content or the new, never a part."""
+    """Make ``path`` hold ``data``: readers see the old content or the new, never a part. One
+    writer at a time (the staged name is fixed, so a killed writer's leftover is known)."""
     staged = path.with_name(TMP_PREFIX + path.name)
     staged.write_bytes(data)
     fsync_file(staged)
@@ -36,14 +37,15 @@ def replace_file(path: Path, data: bytes) -> None:
 
 
 @contextmanager
-def staged_folder(target: Path, replace: bool = False) -> Iterator[Path]:
+def staged_folder(target: Path) -> Iterator[Path]:
     """An empty folder beside ``target`` to fill; when the block ends without error, every file in
-    it is fsynced and the folder renamed to ``target`` (an existing ``target`` is removed first if
-    ``replace``, else the rename fails with OSError). On error the folder is removed."""
+    it is fsynced and the folder renamed to ``target``; if ``target`` exists and holds anything,
+    the rename fails with OSError (another writer won). On error the folder is removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     # A name of its own: two processes may build the same target at once (the first rename wins).
-    staged = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{target.name}-", dir=target.parent))
-    staged.chmod(0o755)  # mkdtemp's 0700 would hide the result from other users
+    # mkdir, unlike mkdtemp's 0700, gives the folder the permissions the user's umask asks for.
+    staged = target.with_name(f"{TMP_PREFIX}{target.name}-{secrets.token_hex(6)}")
+    staged.mkdir()
     try:
         yield staged
         for path in sorted(staged.rglob("*")):
@@ -52,8 +54,6 @@ def staged_folder(target: Path, replace: bool = False) -> Iterator[Path]:
             else:
                 fsync_dir(path)
         fsync_dir(staged)
-        if replace:
-            shutil.rmtree(target, ignore_errors=True)
         os.rename(staged, target)
         fsync_dir(target.parent)
     except BaseException:

@@ -181,11 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logger = logging.getLogger("rag")
-    if not any(getattr(h, "name", None) == "rag-cli" for h in logger.handlers):  # main() may run again in process
-        handler = logging.StreamHandler(sys.stderr)
-        handler.set_name("rag-cli")
-        handler.setFormatter(logging.Formatter("rag: %(message)s"))
-        logger.addHandler(handler)
+    for earlier in [h for h in logger.handlers if h.get_name() == "rag-cli"]:
+        logger.removeHandler(earlier)  # main() may run again in one process (tests): one handler, today's stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("rag-cli")
+    handler.setFormatter(logging.Formatter("rag: %(message)s"))
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
         return args.handler(args)

@@ -19,7 +19,7 @@ from .ingest.document import Skipped
 from .ingest.segment import SEGMENTER, split_sentences
 from .retrieve.background import background_sentences
 from .retrieve.late_interaction import retrieve
-from .settings import Settings
+from .settings import INDEX_TYPES, Settings, choose
 from .store.factory import new_vector_index, vector_index_class
 from .store.generations import build_lock, live_generation
 from .store.index import LoadedIndex, load_index, write_index
@@ -45,6 +45,7 @@ class Engine:
         if embedder is None:
             check_backend(settings)
         vector_index_class(settings.vector_store)
+        choose("RAG_INDEX_TYPE", settings.index_type, INDEX_TYPES)
         self.answerer: Answerer = create_answerer(settings)
         # NumPy's BLAS threads keep spinning after each of our small products and slow the next
         # forward pass of the model by half (47 -> 25 ms per answer with torch); one is plenty.

@@ -64,7 +64,7 @@ class Settings:
             backend=env("RAG_BACKEND") or "onnx",
             vector_store=env("RAG_VECTOR_STORE") or "faiss",
             answerer=env("RAG_ANSWERER") or "extractive",
-            index_type=choose("RAG_INDEX_TYPE", env("RAG_INDEX_TYPE") or "auto", INDEX_TYPES),
+            index_type=env("RAG_INDEX_TYPE") or "auto",
             index_dir=Path(env("RAG_INDEX_DIR") or "index"),
             seeds_dir=Path(env("RAG_SEEDS_DIR") or "seeds"),
             cache_dir=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else _default_cache_dir(),

@@ -88,14 +88,13 @@ def fake_embedder():
 @pytest.fixture
 def fake_backend(monkeypatch):
     """RAG_BACKEND=fake and RAG_EMBEDDING_MODEL=fake give the fake embedder, so that the command
-    line and the server run in process without a model. Returns the settings it implies."""
+    line and the server run in process without a model."""
     from rag.embed.factory import EMBEDDERS
 
     monkeypatch.setitem(EMBEDDERS, "fake", lambda settings: FakeEmbedder())
     monkeypatch.setenv("RAG_BACKEND", "fake")
     monkeypatch.setenv("RAG_EMBEDDING_MODEL", "fake")
     monkeypatch.setenv("RAG_SEEDS_DIR", str(SEEDS))
-    return Settings(embedding_model="fake", backend="fake", seeds_dir=SEEDS)
 
 
 @pytest.fixture

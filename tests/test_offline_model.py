@@ -142,7 +142,7 @@ def test_fresh_cache_builds_and_loads_the_model_with_the_network_off(tmp_path):
     assert result.stdout.split() == ["384", "0"]
     built = list((cache / "models").iterdir())
     assert len(built) == 1 and (built[0] / "model.safetensors").is_file()
-    assert not list((cache / "models").glob(".building-*")), "the temporary build folder is removed"
+    assert not list(cache.rglob(".tmp-*")), "no temporary build folder is left"
     exported = list((cache / "fast").iterdir())
     assert [path.name for path in exported] == [built[0].name + "-onnx-int8-r1"]
     assert (exported[0] / "model.onnx").stat().st_size < 30_000_000  # int8: a quarter of float32

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from urllib.parse import urlencode
 
 import pytest
 
@@ -172,6 +173,8 @@ def test_an_api_key_is_asked_for_by_the_real_server_and_never_logged(tmp_path):
         assert status == 401 and "needs a key" in reply["detail"] and reply_headers["WWW-Authenticate"] == "Bearer"
         assert call(guarded.base, "/api/ask", question, headers={"Authorization": "Bearer s3cret-key"})[0] == 200
         assert call(guarded.base, "/")[0] == 200
+        status, _, html = call(guarded.base, "/", raw=urlencode(question).encode(), form=True)
+        assert status == 200 and 'data-abstained="false"' in html, "the page's own form still answers"
         assert "s3cret-key" not in guarded.output(), "the key is never logged"
 
 

@@ -181,9 +181,11 @@ def test_a_build_that_dies_midway_leaves_the_last_good_index(tmp_path, monkeypat
 
     target = atomic.os if dies_in in ("rename", "replace") else atomic
     monkeypatch.setattr(target, dies_in, die)
+    monkeypatch.setattr(atomic.shutil, "rmtree", lambda *args, **kwargs: None)  # a killed build cleans nothing
     with pytest.raises(KeyboardInterrupt):
         build(tmp_path, seed=2)
     monkeypatch.undo()
+    assert list(tmp_path.glob(".tmp-*")), "the killed build left its temporary files"
     assert store.load_index(tmp_path).generation == first.name
     latest, *_ = build(tmp_path, seed=3)
     assert store.load_index(tmp_path).generation == latest.name

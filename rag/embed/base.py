@@ -31,7 +31,6 @@ class Encoded:
 
 class Embedder(Protocol):
     backend: str  # the RAG_BACKEND name; an index is read only with the backend that built it
-    model_name: str
     dimension: int  # of the pooled vectors
     token_dimension: int  # of the token vectors
     token_layers: Sequence[int]  # the layers the token vectors join

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 def ensure_onnx_model(model_name: str, cache_dir: Path) -> Path:
     """The exported model's folder, exporting it first (in a child process) if needed."""
     target = onnx_model_dir(model_name, cache_dir)
-    if (target / SPEC).is_file():
+    if target.exists():
         try:
             read_onnx_model(target)
             return target
@@ -118,43 +118,48 @@ def export(model_name: str, cache_dir: Path) -> Path:
     tokenizer = reference.model.tokenizer
     target = onnx_model_dir(model_name, cache_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # The float32 graph is only a step: it is written beside the result, never into it.
-    with (
-        tempfile.TemporaryDirectory(prefix=".tmp-float-", dir=target.parent) as scratch,
-        staged_folder(target, replace=True) as built,
-    ):
-        export_graph(reference, Path(scratch) / "float.onnx")
-        quantize_dynamic(
-            Path(scratch) / "float.onnx",
-            built / "model.onnx",
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul"],
-            per_channel=True,
-        )
-        words = reference.model[0].auto_model.get_input_embeddings().weight.detach().float().numpy()
-        np.save(built / "word_embeddings.npy", np.ascontiguousarray(words), allow_pickle=False)
-        tokenizer.backend_tokenizer.save(str(built / "tokenizer.json"))
-        spec = {
-            "recipe": RECIPE_VERSION,
-            "source": model_name,
-            "hidden": int(words.shape[1]),
-            "token_layers": reference.token_layers,
-            "prompts": reference.prompts,
-            "prompt_tokens": prompt_token_counts(
-                lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]), reference.prompts
-            ),
-            "special_ids": reference.special_ids,
-            "pad_id": int(tokenizer.pad_token_id),
-            "max_tokens": int(reference.model.max_seq_length),
-            "files": {
-                name: {"size": (built / name).stat().st_size, "sha256": file_sha256(built / name)} for name in FILES
-            },
-        }
-        (built / SPEC).write_text(json.dumps(spec, indent=2), encoding="utf-8")
-        spec["agreement"] = _agreement(reference, OnnxEmbedder(built))
-        (built / SPEC).write_text(json.dumps(spec, indent=2), encoding="utf-8")
-        if spec["agreement"]["min_pooled_cosine"] < MIN_AGREEMENT:
-            raise ModelError(f"the ONNX export disagrees with the torch model: {spec['agreement']}")
+    # The float32 graph is only a step: it is written beside the result, never into it. If another
+    # process's export lands first, the rename fails and that one is kept (it may be in use).
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix=".tmp-float-", dir=target.parent) as scratch,
+            staged_folder(target) as built,
+        ):
+            export_graph(reference, Path(scratch) / "float.onnx")
+            quantize_dynamic(
+                Path(scratch) / "float.onnx",
+                built / "model.onnx",
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+            )
+            words = reference.model[0].auto_model.get_input_embeddings().weight.detach().float().numpy()
+            np.save(built / "word_embeddings.npy", np.ascontiguousarray(words), allow_pickle=False)
+            tokenizer.backend_tokenizer.save(str(built / "tokenizer.json"))
+            spec = {
+                "recipe": RECIPE_VERSION,
+                "source": model_name,
+                "hidden": int(words.shape[1]),
+                "token_layers": reference.token_layers,
+                "prompts": reference.prompts,
+                "prompt_tokens": prompt_token_counts(
+                    lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]), reference.prompts
+                ),
+                "special_ids": reference.special_ids,
+                "pad_id": int(tokenizer.pad_token_id),
+                "max_tokens": int(reference.model.max_seq_length),
+                "files": {
+                    name: {"size": (built / name).stat().st_size, "sha256": file_sha256(built / name)} for name in FILES
+                },
+            }
+            (built / SPEC).write_text(json.dumps(spec, indent=2), encoding="utf-8")
+            spec["agreement"] = _agreement(reference, OnnxEmbedder(built))
+            (built / SPEC).write_text(json.dumps(spec, indent=2), encoding="utf-8")
+            if spec["agreement"]["min_pooled_cosine"] < MIN_AGREEMENT:
+                raise ModelError(f"the ONNX export disagrees with the torch model: {spec['agreement']}")
+    except OSError:
+        if not (target / SPEC).is_file():  # not a concurrent export that won
+            raise
     return target
 
 

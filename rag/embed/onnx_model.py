@@ -15,6 +15,7 @@ from ..settings import DEFAULT_MODEL
 from .default_model import default_model_dir
 
 RECIPE_VERSION = 1
+# "fast" in these names is the export's old name, kept so that exports already in caches are reused.
 SPEC = "fast-model.json"
 FILES = ("model.onnx", "word_embeddings.npy", "tokenizer.json")
 

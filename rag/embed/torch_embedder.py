@@ -1,5 +1,6 @@
 """``RAG_BACKEND=torch``: the model as sentence-transformers runs it on torch; the reference the
-ONNX export is made from and checked against. The only module that imports sentence_transformers."""
+ONNX export is made from and checked against. The only module that runs a model through
+sentence_transformers (``default_model.py`` uses it only to save the model it builds)."""
 
 from __future__ import annotations
 

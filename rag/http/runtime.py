@@ -23,7 +23,7 @@ from .schemas import problem
 
 RELOAD_SECONDS = 1.0  # how often the index folder is checked for a new build
 
-log = logging.getLogger("rag.server")
+log = logging.getLogger("rag.http")
 
 
 class Runtime:
@@ -77,7 +77,8 @@ class Runtime:
         return problem(503, self.not_ready_detail(), headers={"Retry-After": "5"})
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    # async: FastAPI would run a plain function in the thread pool, a hop on every request.
     return request.app.state.runtime
 
 

@@ -35,7 +35,9 @@ def discover(paths: Iterable[Path]) -> list[Path]:
 
 def read_document(path: Path) -> Document:
     """Read one document with the loader for its type."""
-    loader = LOADERS[path.suffix.lower()]
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise InputError(f"{path} is not a {_kinds()} file")
     try:
         data = path.read_bytes()
     except OSError as exc:

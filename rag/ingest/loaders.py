@@ -21,7 +21,10 @@ class Extracted:
 
 
 class Loader(Protocol):
-    format: str  # recorded with each document it reads
+    @property
+    def format(self) -> str:
+        """Recorded with each document it reads: "text", "markdown", ..."""
+        ...
 
     def extract(self, data: bytes, source: Path) -> Extracted:
         """The text and title of a file of this type; InputError if it holds no usable text."""

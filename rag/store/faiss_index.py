@@ -72,7 +72,8 @@ class FaissIndex:
             "normalized": True,
         }
         if isinstance(self.index, faiss.IndexHNSWFlat):
-            description.update(neighbours=HNSW_NEIGHBOURS, ef_search=int(self.index.hnsw.efSearch))
+            # Level 0 holds 2 M links per vector, the levels above M.
+            description.update(neighbours=int(self.index.hnsw.nb_neighbors(1)), ef_search=int(self.index.hnsw.efSearch))
         return description
 
     def save(self) -> bytes:

@@ -32,7 +32,8 @@ VECTORS = "vectors.faiss"
 TOKENS = "tokens.npz"
 BACKGROUND = "background.npz"
 METADATA = "metadata.sqlite3"
-FILES = (VECTORS, TOKENS, BACKGROUND, METADATA, MANIFEST)  # every file of a generation
+DATA_FILES = (VECTORS, TOKENS, BACKGROUND, METADATA)  # each checked against the manifest
+FILES = (*DATA_FILES, MANIFEST)  # every file of a generation
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,8 @@ def _parse(generation: Path, name: str, parse):
 def load_index(index_dir: Path) -> LoadedIndex:
     """Load the live generation, verifying every file; raise IndexInvalidError naming the fix."""
     generation = live_generation(index_dir)
-    manifest = read_manifest(generation, FILES[:-1])
-    data = {name: _read_verified(generation, name, manifest) for name in (VECTORS, METADATA, TOKENS, BACKGROUND)}
+    manifest = read_manifest(generation, DATA_FILES)
+    data = {name: _read_verified(generation, name, manifest) for name in DATA_FILES}
     described = manifest["vector_index"]
     index_class = _parse(generation, MANIFEST, lambda: _known_backend(described["backend"]))
     vectors = _parse(generation, VECTORS, lambda: index_class.load(data[VECTORS], described))

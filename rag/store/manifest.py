@@ -76,8 +76,6 @@ def read_manifest(generation: Path, names: tuple[str, ...]) -> dict:
         str(manifest["model"]["name"]), int(manifest["model"]["dimension"])
         int(manifest["model"]["token_dimension"]), int(manifest["background"]["sentences"])
         str(manifest["background"]["sha256"]), str(manifest["vector_index"]["backend"])
-        if not isinstance(manifest["vector_index"], dict):
-            raise TypeError
     except (KeyError, TypeError, ValueError):
         raise IndexInvalidError(f"{path} lacks required fields; {FIX}") from None
     return manifest
