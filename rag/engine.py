@@ -151,11 +151,12 @@ class Engine:
         self._index = self.load_index()
         return True
 
-    def answer(self, question: str, top_k: int | None = None) -> Answer:
-        """Answer one question from the index with cited sentences, or abstain."""
+    def answer(self, question: str, top_k: int | None = None, index: LoadedIndex | None = None) -> Answer:
+        """Answer one question from the index (the live one unless ``index`` is given) with cited
+        sentences, or abstain."""
         text = check_question(question)
         limit = check_citation_limit(top_k)
-        index = self.index
+        index = self.index if index is None else index
         encoded = self.embedder.encode_queries([text])
         question_tokens = encoded.tokens[0]
         if not len(question_tokens):

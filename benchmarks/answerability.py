@@ -1,0 +1,280 @@
+"""Right or honestly silent, measured: one table per system over several corpora and languages.
+
+    .venv/bin/python benchmarks/answerability.py [--per-article 40] [--json FILE]
+
+For each data set (rows) it prints, over the answerable questions: hit@1 (the first citation
+holds the answer, abstained or not), answered (not abstained), right (answered and the first
+citation holds the answer); and for each kind of unanswerable question the share abstained:
+
+- bundled: eval/dev.jsonl and extra.jsonl (answerable, expected substrings), dev_offtopic.jsonl,
+  the off-topic lines of extra.jsonl and dev_neartopic.jsonl, on the bundled French article;
+- XQuAD-R en→de, en→es, en→en: the first 20 articles of eval/xquad-r/{de,es,en}.json indexed,
+  English questions about them (answerable) and about the 4 others (out of corpus);
+- SQuAD 2.0: the 10 articles of eval/squad2/train-subset.json indexed together; --per-article
+  answerable questions of each, asked as they are, then with their paragraph removed from the
+  index (near-topic), then with their whole article removed (out of corpus); and every question
+  written to look answerable that its paragraph does not answer (adversarial).
+
+Systems: rag as configured (the engine's answer), and plain dense retrieval (the nearest pooled
+vector) answering when its cosine reaches a fixed cut-off, set to answer 90 % of the SQuAD 2.0
+answerable questions (so its SQuAD row is fitted on itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parent.parent
+EVAL = REPO / "eval"
+
+import numpy as np  # noqa: E402
+
+from rag.answer.base import Answer, Citation  # noqa: E402
+from rag.engine import Engine  # noqa: E402
+from rag.evaluation import read_questions  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from rag.store.faiss_index import FaissIndex  # noqa: E402
+from rag.store.index import LoadedIndex  # noqa: E402
+from rag.store.tokens import TokenVectors  # noqa: E402
+
+KINDS = ("off-topic", "near-topic", "out-of-corpus", "paragraph-removed", "adversarial")
+XQUAD_INDEXED = 20  # articles indexed; the others' questions are out of corpus
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    dataset: str
+    question: str
+    kind: str  # "answerable" or one of KINDS
+    index: str  # key into the run's indexes
+    right: Callable[[Citation], bool] | None = None  # does a citation answer it (answerable only)
+    removed: tuple[str, int, int] | None = None  # (document, start, end) taken out of the index first
+
+
+@dataclasses.dataclass(frozen=True)
+class Article:
+    text: str
+    paragraphs: list[tuple[int, int]]  # (start, end) of each paragraph in text
+    questions: list[dict]  # {"id", "question", "paragraph", "answers": [(start, end)], "impossible"}
+
+
+def read_squad(path: Path) -> list[Article]:
+    articles = []
+    for entry in json.loads(path.read_text(encoding="utf-8"))["data"]:
+        text, spans, questions = "", [], []
+        for number, paragraph in enumerate(entry["paragraphs"]):
+            start = len(text) + (1 if text else 0)
+            text = (text + "\n" if text else "") + paragraph["context"]
+            spans.append((start, len(text)))
+            for qa in paragraph["qas"]:
+                answers = [
+                    (start + a["answer_start"], start + a["answer_start"] + len(a["text"])) for a in qa["answers"]
+                ]
+                questions.append(
+                    {
+                        "id": qa["id"],
+                        "question": qa["question"],
+                        "paragraph": number,
+                        "answers": answers,
+                        "impossible": bool(qa.get("is_impossible")),
+                    }
+                )
+        articles.append(Article(text, spans, questions))
+    return articles
+
+
+def holds_answer(document: str, spans: list[tuple[int, int]]) -> Callable[[Citation], bool]:
+    return lambda c: c.document == document and any(s < c.end and c.start < e for s, e in spans)
+
+
+def holds_substring(expected: list[str]) -> Callable[[Citation], bool]:
+    return lambda c: any(e in c.text for e in expected)
+
+
+def document_id(number: int) -> str:
+    return f"article-{number:02d}"
+
+
+def build(engine_for: Callable[[Path], Engine], name: str, texts: list[str], work: Path) -> LoadedIndex:
+    folder = work / f"docs-{name}"
+    folder.mkdir()
+    for number, text in enumerate(texts):
+        (folder / f"{document_id(number)}.txt").write_text(text, encoding="utf-8")
+    engine = engine_for(work / f"index-{name}")
+    engine.build_index([folder])
+    return engine.load_index()
+
+
+def without(index: LoadedIndex, removed: tuple[str, int, int]) -> LoadedIndex:
+    """The index without the sentences of ``removed`` = (document, start, end), nothing re-embedded."""
+    document, start, end = removed
+    drop = [s.document == document and start <= s.start < end for s in index.sentences]
+    rows = [row for row, dropped in enumerate(drop) if not dropped]
+    vectors = FaissIndex.create(index.vectors.dimension(), len(rows), "flat")
+    vectors.add(index.vectors.index.reconstruct_n(0, index.vectors.count())[rows])
+    tokens = TokenVectors.join([index.tokens.of(row) for row in rows], index.tokens.vectors.shape[1])
+    return dataclasses.replace(index, sentences=[index.sentences[r] for r in rows], vectors=vectors, tokens=tokens)
+
+
+def bundled_cases() -> list[Case]:
+    cases = []
+    for name in ("dev.jsonl", "dev_offtopic.jsonl", "extra.jsonl", "dev_neartopic.jsonl"):
+        for question in read_questions(EVAL / name):
+            if question.expect:
+                cases.append(
+                    Case("bundled (fr)", question.text, "answerable", "bundled", holds_substring(question.expect))
+                )
+            else:
+                kind = "near-topic" if name == "dev_neartopic.jsonl" else "off-topic"
+                cases.append(Case("bundled (fr)", question.text, kind, "bundled"))
+    return cases
+
+
+def xquad_cases(corpus: str) -> tuple[list[str], list[Case]]:
+    articles = read_squad(EVAL / "xquad-r" / f"{corpus}.json")
+    english = {q["id"]: q["question"] for a in read_squad(EVAL / "xquad-r" / "en.json") for q in a.questions}
+    dataset = f"XQuAD-R en→{corpus}"
+    cases = []
+    for number, article in enumerate(articles):
+        for q in article.questions:
+            if number < XQUAD_INDEXED:
+                right = holds_answer(document_id(number), q["answers"])
+                cases.append(Case(dataset, english[q["id"]], "answerable", dataset, right))
+            else:
+                cases.append(Case(dataset, english[q["id"]], "out-of-corpus", dataset))
+    return [a.text for a in articles[:XQUAD_INDEXED]], cases
+
+
+def squad_cases(per_article: int) -> tuple[list[str], list[Case]]:
+    dataset = "SQuAD 2.0 (en)"
+    articles = read_squad(EVAL / "squad2" / "train-subset.json")
+    cases = []
+    for number, article in enumerate(articles):
+        document = document_id(number)
+        answerable = [q for q in article.questions if not q["impossible"]]
+        step = max(1, len(answerable) // per_article)
+        for q in answerable[::step][:per_article]:
+            cases.append(Case(dataset, q["question"], "answerable", "squad", holds_answer(document, q["answers"])))
+            paragraph = (document, *article.paragraphs[q["paragraph"]])
+            cases.append(Case(dataset, q["question"], "paragraph-removed", "squad", removed=paragraph))
+            whole = (document, 0, len(article.text))
+            cases.append(Case(dataset, q["question"], "out-of-corpus", "squad", removed=whole))
+        cases += [Case(dataset, q["question"], "adversarial", "squad") for q in article.questions if q["impossible"]]
+    return [a.text for a in articles], cases
+
+
+def dense_answer(engine: Engine, index: LoadedIndex, question: str) -> tuple[float, Citation]:
+    """The nearest sentence by pooled cosine, as a citation, and that cosine."""
+    vector = engine.embedder.encode_queries([question]).vectors
+    scores, rows = index.vectors.search(vector, 1)
+    sentence = index.sentences[int(rows[0][0])]
+    citation = Citation(
+        1, sentence.document, sentence.index, sentence.start, sentence.end, index.sentence_text(sentence), 0.0
+    )
+    return float(scores[0][0]), citation
+
+
+def table(results: list[tuple[Case, bool, bool]]) -> tuple[str, dict]:
+    """Rows by data set; (case, abstained, first citation right)."""
+    by_dataset: dict[str, list] = defaultdict(list)
+    for result in results:
+        by_dataset[result[0].dataset].append(result)
+    header = f"{'data set':<22} {'n':>5} {'hit@1':>6} {'answered':>9} {'right':>6}" + "".join(
+        f" {kind:>17}" for kind in KINDS
+    )
+    lines, figures = [header, "-" * len(header)], {}
+    for dataset, rows in by_dataset.items():
+        answerable = [(abstained, right) for case, abstained, right in rows if case.kind == "answerable"]
+        n = len(answerable)
+        row = {
+            "answerable": n,
+            "hit1": sum(r for _, r in answerable) / n,
+            "answered": sum(not a for a, _ in answerable) / n,
+            "right": sum(r and not a for a, r in answerable) / n,
+        }
+        cells = []
+        for kind in KINDS:
+            abstained = [a for case, a, _ in rows if case.kind == kind]
+            row[kind] = {"abstained": sum(abstained) / len(abstained), "n": len(abstained)} if abstained else None
+            cells.append(f" {row[kind]['abstained']:>10.3f} ({len(abstained):>4})" if abstained else f" {'–':>17}")
+        figures[dataset] = row
+        lines.append(
+            f"{dataset:<22} {n:>5} {row['hit1']:>6.3f} {row['answered']:>9.3f} {row['right']:>6.3f}" + "".join(cells)
+        )
+    return "\n".join(lines), figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-article", type=int, default=40, help="answerable SQuAD 2.0 questions per article")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    base = Settings.from_env()
+    embedder = Engine(base).embedder
+
+    def engine_for(index_dir: Path) -> Engine:
+        return Engine(dataclasses.replace(base, index_dir=index_dir), embedder=embedder)
+
+    with tempfile.TemporaryDirectory(prefix="rag-answerability-") as tmp:
+        work = Path(tmp)
+        engine = engine_for(work / "unused")
+        article = next((REPO / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+        indexes = {"bundled": build(engine_for, "bundled", [article], work)}
+        cases = bundled_cases()
+        for corpus in ("de", "es", "en"):
+            texts, more = xquad_cases(corpus)
+            indexes[f"XQuAD-R en→{corpus}"] = build(engine_for, f"xquad-{corpus}", texts, work)
+            cases += more
+        texts, more = squad_cases(args.per_article)
+        indexes["squad"] = build(engine_for, "squad", texts, work)
+        cases += more
+        built = time.perf_counter() - started
+
+        ours, dense, seconds = [], [], []
+        reduced: tuple = (None, None)  # one reduced index at a time: each is a copy of its token vectors
+        for case in sorted(cases, key=lambda c: (c.index, c.removed or ("",))):
+            index = indexes[case.index]
+            if case.removed:
+                if reduced[0] != (case.index, case.removed):
+                    reduced = ((case.index, case.removed), without(index, case.removed))
+                index = reduced[1]
+            begun = time.perf_counter()
+            answer: Answer = engine.answer(case.question, index=index)
+            seconds.append(time.perf_counter() - begun)
+            first = answer.citations[0] if answer.citations else None
+            ours.append((case, answer.abstained, bool(first and case.right and case.right(first))))
+            cosine, citation = dense_answer(engine, index, case.question)
+            dense.append((case, cosine, bool(case.right and case.right(citation))))
+
+    calibration = sorted(c for case, c, _ in dense if case.dataset.startswith("SQuAD") and case.kind == "answerable")
+    cut = calibration[int(0.10 * len(calibration))]
+    dense_results = [(case, cosine < cut, right) for case, cosine, right in dense]
+    ours_text, ours_figures = table(ours)
+    dense_text, dense_figures = table(dense_results)
+    print(f"rag ({base.backend}, {base.answerer}); abstained = share of each kind of unanswerable question (n)")
+    print(ours_text)
+    print(f"\nplain dense retrieval, answering when the nearest sentence's cosine >= {cut:.4f}")
+    print(dense_text)
+    print(
+        f"\n{len(cases)} questions; indexes built in {built:.0f} s; rag's answer p50 "
+        f"{1000 * float(np.median(seconds)):.1f} ms in process"
+    )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"rag": ours_figures, "dense": dense_figures, "dense_cut": cut}, indent=2) + "\n",
+            encoding="utf-8",
+        )
+
+
+if __name__ == "__main__":
+    main()
