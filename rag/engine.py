@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .answer.base import Answer, Answerer
 from .answer.factory import create_answerer
 from .answer.questions import check_citation_limit, check_question
+from .answer.smalltalk import CHITCHAT, NO_CONTENT, ChitChatHead, has_content, plain_answer
 from .embed.base import Embedder
 from .embed.factory import check_backend, create_embedder
 from .errors import IndexInvalidError, InputError
@@ -59,6 +61,11 @@ class Engine:
         if self._embedder is None:
             self._embedder = create_embedder(self.settings)
         return self._embedder
+
+    @cached_property
+    def chitchat(self) -> ChitChatHead | None:
+        """The chit-chat head for the configured model, if one was trained for it."""
+        return ChitChatHead.for_model(self.settings.embedding_model, self.embedder.dimension)
 
     def build_index(self, paths: Sequence[Path] = (), progress: bool = False) -> BuildReport:
         """Read, segment and embed the documents under ``paths`` (default: the seeds folder)
@@ -157,7 +164,13 @@ class Engine:
         text = check_question(question)
         limit = check_citation_limit(top_k)
         index = self.index if index is None else index
+        if not has_content(text):
+            return plain_answer(text, NO_CONTENT)
         encoded = self.embedder.encode_queries([text])
+        if self.chitchat and self.chitchat.is_chitchat(
+            text, encoded.vectors[0], lambda texts: self.embedder.encode_queries(texts).vectors, index.vocabulary
+        ):
+            return plain_answer(text, CHITCHAT)
         question_tokens = encoded.tokens[0]
         if not len(question_tokens):
             raise InputError("the question has no words to search for")

@@ -21,6 +21,7 @@ PACKAGE_DATA = [
     "rag/web/static/page.css",
     "rag/web/static/favicon.svg",
     "rag/data/background.fr.txt",
+    "rag/data/chitchat-head.json",
 ]
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from ..errors import IndexInvalidError, RagError
 from ..ingest.document import Document, Sentence
+from ..ingest.words import words
 from .factory import vector_index_class
 from .generations import live_generation, publish
 from .manifest import FIX, MANIFEST, manifest_bytes, read_manifest
@@ -50,6 +52,11 @@ class LoadedIndex:
 
     def sentence_text(self, sentence: Sentence) -> str:
         return self.documents[sentence.document].text[sentence.start : sentence.end]
+
+    @cached_property
+    def vocabulary(self) -> frozenset[str]:
+        """Every word of the documents, case-folded; computed on first use."""
+        return frozenset(word for document in self.documents.values() for word in words(document.text))
 
 
 def write_index(
