@@ -11,13 +11,16 @@ citation holds the answer); and for each kind of unanswerable question the share
 - XQuAD-R en→de, en→es, en→en: the first 20 articles of eval/xquad-r/{de,es,en}.json indexed,
   English questions about them (answerable) and about the 4 others (out of corpus);
 - SQuAD 2.0: the 10 articles of eval/squad2/train-subset.json indexed together; --per-article
-  answerable questions of each, asked as they are, then with their paragraph removed from the
+  answerable questions of each odd-numbered article (the even ones fit the thresholds,
+  training/answerability.py), asked as they are, then with their paragraph removed from the
   index (near-topic), then with their whole article removed (out of corpus); and every question
-  written to look answerable that its paragraph does not answer (adversarial).
+  of those articles written to look answerable that its paragraph does not answer (adversarial);
+- chit-chat: eval/chitchat_test.jsonl (never trained on) on the bundled article; "abstained"
+  there means a plain answer without a citation.
 
 Systems: rag as configured (the engine's answer), and plain dense retrieval (the nearest pooled
 vector) answering when its cosine reaches a fixed cut-off, set to answer 90 % of the SQuAD 2.0
-answerable questions (so its SQuAD row is fitted on itself).
+answerable questions reported (so its SQuAD row is fitted on itself).
 """
 
 from __future__ import annotations
@@ -40,13 +43,13 @@ import numpy as np  # noqa: E402
 
 from rag.answer.base import Answer, Citation  # noqa: E402
 from rag.engine import Engine  # noqa: E402
-from rag.evaluation import read_questions  # noqa: E402
+from rag.evaluation import read_questions, read_squad  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.store.faiss_index import FaissIndex  # noqa: E402
 from rag.store.index import LoadedIndex  # noqa: E402
 from rag.store.tokens import TokenVectors  # noqa: E402
 
-KINDS = ("off-topic", "near-topic", "out-of-corpus", "paragraph-removed", "adversarial")
+KINDS = ("off-topic", "near-topic", "out-of-corpus", "paragraph-removed", "adversarial", "chit-chat")
 XQUAD_INDEXED = 20  # articles indexed; the others' questions are out of corpus
 
 
@@ -58,38 +61,6 @@ class Case:
     index: str  # key into the run's indexes
     right: Callable[[Citation], bool] | None = None  # does a citation answer it (answerable only)
     removed: tuple[str, int, int] | None = None  # (document, start, end) taken out of the index first
-
-
-@dataclasses.dataclass(frozen=True)
-class Article:
-    text: str
-    paragraphs: list[tuple[int, int]]  # (start, end) of each paragraph in text
-    questions: list[dict]  # {"id", "question", "paragraph", "answers": [(start, end)], "impossible"}
-
-
-def read_squad(path: Path) -> list[Article]:
-    articles = []
-    for entry in json.loads(path.read_text(encoding="utf-8"))["data"]:
-        text, spans, questions = "", [], []
-        for number, paragraph in enumerate(entry["paragraphs"]):
-            start = len(text) + (1 if text else 0)
-            text = (text + "\n" if text else "") + paragraph["context"]
-            spans.append((start, len(text)))
-            for qa in paragraph["qas"]:
-                answers = [
-                    (start + a["answer_start"], start + a["answer_start"] + len(a["text"])) for a in qa["answers"]
-                ]
-                questions.append(
-                    {
-                        "id": qa["id"],
-                        "question": qa["question"],
-                        "paragraph": number,
-                        "answers": answers,
-                        "impossible": bool(qa.get("is_impossible")),
-                    }
-                )
-        articles.append(Article(text, spans, questions))
-    return articles
 
 
 def holds_answer(document: str, spans: list[tuple[int, int]]) -> Callable[[Citation], bool]:
@@ -136,6 +107,8 @@ def bundled_cases() -> list[Case]:
             else:
                 kind = "near-topic" if name == "dev_neartopic.jsonl" else "off-topic"
                 cases.append(Case("bundled (fr)", question.text, kind, "bundled"))
+    for question in read_questions(EVAL / "chitchat_test.jsonl"):
+        cases.append(Case("bundled (fr)", question.text, "chit-chat", "bundled"))
     return cases
 
 
@@ -155,10 +128,12 @@ def xquad_cases(corpus: str) -> tuple[list[str], list[Case]]:
 
 
 def squad_cases(per_article: int) -> tuple[list[str], list[Case]]:
-    dataset = "SQuAD 2.0 (en)"
+    dataset = "SQuAD 2.0 odd (en)"
     articles = read_squad(EVAL / "squad2" / "train-subset.json")
     cases = []
     for number, article in enumerate(articles):
+        if number % 2 == 0:  # the thresholds were fitted on these
+            continue
         document = document_id(number)
         answerable = [q for q in article.questions if not q["impossible"]]
         step = max(1, len(answerable) // per_article)

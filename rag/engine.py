@@ -18,7 +18,9 @@ from .embed.factory import check_backend, create_embedder
 from .errors import IndexInvalidError, InputError
 from .ingest.discover import load_documents
 from .ingest.document import Skipped
+from .ingest.language import probabilities
 from .ingest.segment import SEGMENTER, split_sentences
+from .retrieve.answerability import Thresholds, decide
 from .retrieve.background import background_sentences
 from .retrieve.late_interaction import retrieve
 from .settings import INDEX_TYPES, Settings, choose
@@ -61,6 +63,11 @@ class Engine:
         if self._embedder is None:
             self._embedder = create_embedder(self.settings)
         return self._embedder
+
+    @cached_property
+    def thresholds(self) -> Thresholds | None:
+        """The answerability thresholds fitted for the configured model, if any."""
+        return Thresholds.for_model(self.settings.embedding_model)
 
     @cached_property
     def chitchat(self) -> ChitChatHead | None:
@@ -175,4 +182,8 @@ class Engine:
         if not len(question_tokens):
             raise InputError("the question has no words to search for")
         retrieval = retrieve(encoded.vectors[0], question_tokens, index.vectors, index.tokens, index.background)
-        return self.answerer.answer(text, retrieval, index, limit)
+        same = 0.0
+        if retrieval.ranked:
+            best = index.documents[index.sentences[retrieval.ranked[0].row].document]
+            same = probabilities(text).get(best.language, 0.0) if best.language else 0.5
+        return self.answerer.answer(text, retrieval, decide(retrieval, self.thresholds, same), index, limit)

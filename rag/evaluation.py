@@ -127,6 +127,40 @@ def read_questions(path: Path) -> list[Question]:
     return questions
 
 
+@dataclass(frozen=True)
+class Article:
+    text: str
+    paragraphs: list[tuple[int, int]]  # (start, end) of each paragraph in text
+    questions: list[dict]  # {"id", "question", "paragraph", "answers": [(start, end)], "impossible"}
+
+
+def read_squad(path: Path) -> list[Article]:
+    """The articles of a SQuAD-format file (SQuAD 2.0, XQuAD-R), paragraphs joined by line breaks,
+    with each question's answers as offsets into the article."""
+    articles = []
+    for entry in json.loads(path.read_text(encoding="utf-8"))["data"]:
+        text, spans, questions = "", [], []
+        for number, paragraph in enumerate(entry["paragraphs"]):
+            start = len(text) + (1 if text else 0)
+            text = (text + "\n" if text else "") + paragraph["context"]
+            spans.append((start, len(text)))
+            for qa in paragraph["qas"]:
+                answers = [
+                    (start + a["answer_start"], start + a["answer_start"] + len(a["text"])) for a in qa["answers"]
+                ]
+                questions.append(
+                    {
+                        "id": qa["id"],
+                        "question": qa["question"],
+                        "paragraph": number,
+                        "answers": answers,
+                        "impossible": bool(qa.get("is_impossible")),
+                    }
+                )
+        articles.append(Article(text, spans, questions))
+    return articles
+
+
 def evaluate(questions: list[Question], answer: Callable[[str], Answer]) -> Report:
     report = Report()
     for question in questions:

@@ -9,6 +9,7 @@ from rag.answer import questions
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.engine import Engine
 from rag.errors import InputError
+from rag.retrieve.answerability import Thresholds, decide
 from rag.retrieve.late_interaction import Retrieval, Scored, best_matches
 from rag.settings import Settings
 from rag.store.index import load_index
@@ -35,8 +36,9 @@ def retrieval(*ranked, background=0.5):
     return Retrieval(question_tokens=question_tokens, ranked=list(ranked), background_best=background)
 
 
-def compose(found, index, limit=3):
-    return ExtractiveAnswerer().answer("q", found, index, limit)
+def compose(found, index, limit=3, thresholds=None, same=0.0):
+    """The answer, decided by ``thresholds`` (None: the fallback margin over the background)."""
+    return ExtractiveAnswerer().answer("q", found, decide(found, thresholds, same), index, limit)
 
 
 def test_the_best_sentence_comes_first_and_its_text_is_the_documents(index):
@@ -78,14 +80,49 @@ def test_no_better_than_the_background_means_abstaining_without_passages(index):
     found = retrieval(scored(6, 0.60, [0.6]), background=0.70)
     result = compose(found, index, limit=3)
     assert result.abstained and result.citations == []
-    assert result.answer == "The article does not say."
+    title = next(iter(index.documents.values())).title
+    assert result.answer == f"The documents do not say. They are about: {title}."
 
 
 def test_a_near_miss_abstains_but_shows_the_closest_passages(index):
     found = retrieval(scored(6, 0.70, [0.7]), scored(5, 0.69, [0.69]), scored(4, 0.6, [0.6]), background=0.70)
     result = compose(found, index, limit=3)
     assert result.abstained and [c.sentence for c in result.citations] == [6, 5]
-    assert result.answer.startswith("The article does not say.") and "[1]" not in result.answer
+    assert result.answer.startswith("The documents do not say.") and "[1]" not in result.answer
+    assert result.answer.endswith("The closest passages are cited for you to judge.")
+
+
+THRESHOLDS = Thresholds(same_language=0.73, other_language=0.67)
+
+
+@pytest.mark.parametrize(
+    ("best", "same", "answered", "closest"),
+    [
+        (0.75, 1.0, True, True),
+        (0.70, 1.0, False, True),  # below 0.73, within 0.05 of it
+        (0.70, 0.0, True, True),  # another language: 0.67 is enough
+        (0.70, 0.5, True, True),  # half way: 0.70
+        (0.69, 0.5, False, True),
+        (0.66, 0.0, False, True),
+        (0.60, 1.0, False, False),  # far below: no closest passages either
+    ],
+)
+def test_the_threshold_follows_the_chance_that_question_and_sentence_share_a_language(
+    index, best, same, answered, closest
+):
+    found = retrieval(scored(6, best, [best]), scored(5, best - 0.01, [best - 0.01]), background=0.0)
+    decision = decide(found, THRESHOLDS, same)
+    assert (decision.answer, decision.show_closest) == (answered, closest)
+    result = compose(found, index, thresholds=THRESHOLDS, same=same)
+    assert result.abstained is not answered and bool(result.citations) is (answered or closest)
+
+
+def test_the_shipped_thresholds_are_for_the_default_model_only():
+    from rag.settings import DEFAULT_MODEL
+
+    shipped = Thresholds.for_model(DEFAULT_MODEL)
+    assert shipped is not None and 0 < shipped.other_language < shipped.same_language < 1
+    assert Thresholds.for_model("another/model") is None
 
 
 @pytest.mark.parametrize(

@@ -136,7 +136,7 @@ def test_rag_ask_prints_for_a_person_and_json_exactly_as_the_api(index_dir, caps
     code, out, _ = rag(capsys, "ask", question)
     assert code == 0
     if answer["abstained"]:
-        assert out.startswith("The article does not say.")
+        assert out.startswith("The documents do not say.")
     else:
         assert out.startswith(answer["answer"] + "\n")
     for citation in answer["citations"]:

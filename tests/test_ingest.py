@@ -31,7 +31,7 @@ def test_article_is_read_exactly_and_split_into_its_26_sentences():
     assert document.text == raw.decode("utf-8")
     assert document.source_sha256 == hashlib.sha256(raw).hexdigest()
     assert document.text_sha256 == hashlib.sha256(document.text.encode("utf-8")).hexdigest()
-    assert (document.id, document.format, document.language) == ("000_8cb13a5d0c7818f1", "text", None)
+    assert (document.id, document.format, document.language) == ("000_8cb13a5d0c7818f1", "text", "fr")
 
     sentences = split_sentences(document)
     texts = [document.text[s.start : s.end] for s in sentences]

@@ -132,7 +132,7 @@ def test_an_off_topic_question_shows_an_abstention(visit):
     opened.ask("Who wrote Pride and Prejudice?")
     abstention = opened.page.locator(".turn.abstained[data-abstained=true]")
     expect(abstention).to_be_visible(timeout=60_000)
-    assert "The article does not say" in abstention.inner_text()
+    assert "The documents do not say" in abstention.inner_text()
     assert opened.page.locator(".article-view mark").count() == 0
 
 

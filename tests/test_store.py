@@ -60,7 +60,7 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
     assert manifest["counts"] == {"documents": 1, "sentences": len(sentences)}
     recorded = manifest["documents"][0]
     assert (recorded["source_sha256"], recorded["text_sha256"]) == (document.source_sha256, document.text_sha256)
-    assert (recorded["format"], recorded["language"]) == ("text", None)
+    assert (recorded["format"], recorded["language"]) == ("text", "fr")
     assert manifest["vector_index"]["backend"] == "faiss"
     assert set(manifest["files"]) == {store.VECTORS, store.TOKENS, store.BACKGROUND, store.METADATA}
 

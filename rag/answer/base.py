@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from ..retrieve.answerability import Decision
 from ..retrieve.late_interaction import Retrieval
 from ..store.index import LoadedIndex
 
@@ -32,7 +33,8 @@ class Answer:
 
 
 class Answerer(Protocol):
-    def answer(self, question: str, retrieval: Retrieval, index: LoadedIndex, limit: int) -> Answer:
-        """The Answer to a checked question from its retrieval over ``index``, citing at most
-        ``limit`` sentences: cited sentences, or an abstention."""
+    def answer(self, question: str, retrieval: Retrieval, decision: Decision, index: LoadedIndex, limit: int) -> Answer:
+        """The Answer to a checked question from its retrieval over ``index`` and the decision
+        whether the index answers it, citing at most ``limit`` sentences: cited sentences, or an
+        abstention."""
         ...

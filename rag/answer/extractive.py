@@ -1,24 +1,32 @@
 """``RAG_ANSWERER=extractive``: the answer is the cited sentences themselves, in reading order,
-each followed by its marker; or a plain abstention."""
+each followed by its marker; or a plain abstention that says what the documents are about."""
 
 from __future__ import annotations
 
-from ..retrieve.answerability import answerable, worth_showing
+from ..retrieve.answerability import Decision
 from ..retrieve.late_interaction import Retrieval
 from ..store.index import LoadedIndex
 from .base import Answer
 from .citations import citations, in_reading_order, nearest_rows, supporting_rows
 
-NOT_IN_ARTICLE = "The article does not say."
+NOT_IN_DOCUMENTS = "The documents do not say."
 CLOSEST_NOTE = " The closest passages are cited for you to judge."
+TITLES_SHOWN = 3
+
+
+def about(index: LoadedIndex) -> str:
+    """What the documents are about, from their titles."""
+    titles = sorted(document.title for document in index.documents.values())
+    more = len(titles) - TITLES_SHOWN
+    return " They are about: " + "; ".join(titles[:TITLES_SHOWN]) + (f"; and {more} more." if more > 0 else ".")
 
 
 class ExtractiveAnswerer:
-    def answer(self, question: str, retrieval: Retrieval, index: LoadedIndex, limit: int) -> Answer:
-        if answerable(retrieval):
+    def answer(self, question: str, retrieval: Retrieval, decision: Decision, index: LoadedIndex, limit: int) -> Answer:
+        if decision.answer:
             cited = citations(supporting_rows(retrieval, index, limit), retrieval, index)
             text = " ".join(f"{c.text} [{c.id}]" for c in in_reading_order(cited))
             return Answer(question=question, abstained=False, answer=text, citations=cited)
-        cited = citations(nearest_rows(retrieval, limit), retrieval, index) if worth_showing(retrieval) else []
-        text = NOT_IN_ARTICLE + (CLOSEST_NOTE if cited else "")
+        cited = citations(nearest_rows(retrieval, limit), retrieval, index) if decision.show_closest else []
+        text = NOT_IN_DOCUMENTS + about(index) + (CLOSEST_NOTE if cited else "")
         return Answer(question=question, abstained=True, answer=text, citations=cited)

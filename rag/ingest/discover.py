@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .document import Document, Skipped
+from .language import document_language
 from .loaders import LOADERS
 
 
@@ -51,6 +52,7 @@ def read_document(path: Path) -> Document:
         source_sha256=hashlib.sha256(data).hexdigest(),
         text_sha256=hashlib.sha256(extracted.text.encode("utf-8")).hexdigest(),
         format=loader.format,
+        language=document_language(extracted.text),
     )
 
 
