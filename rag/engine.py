@@ -147,6 +147,7 @@ class Engine:
             )
         if manifest["background"]["sha256"] != background_sentences()[1]:
             raise IndexInvalidError(f"the index was built with another version of rag's background sentences; {FIX}")
+        contents.vocabulary  # noqa: B018 - computed while loading, not inside the first request that needs it
         return contents
 
     @property

@@ -40,7 +40,7 @@
     if (answer.abstained) {
       item.className = "turn answer abstained";
       item.dataset.abstained = "true";
-      item.querySelector(".who").textContent = "Not in the article";
+      item.querySelector(".who").textContent = "Not in the documents";
       text.textContent = answer.answer;
       if (answer.citations.length) {
         const list = element("ul", "closest");
@@ -57,7 +57,7 @@
     }
     item.className = "turn answer";
     item.dataset.abstained = "false";
-    item.querySelector(".who").textContent = "From the article";
+    item.querySelector(".who").textContent = "From the documents";
     text.lang = "fr";
     // The answer text is the cited sentences in reading order, each followed by its marker.
     const reading = [...answer.citations].sort((a, b) =>
