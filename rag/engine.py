@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from .answer.base import Answer, Answerer
 from .answer.factory import create_answerer
 from .answer.questions import check_citation_limit, check_question
@@ -18,7 +20,7 @@ from .embed.factory import check_backend, create_embedder
 from .errors import IndexInvalidError, InputError
 from .ingest.discover import load_documents
 from .ingest.document import Skipped
-from .ingest.language import probabilities
+from .ingest.language import probabilities, sure_language
 from .ingest.segment import SEGMENTER, split_sentences
 from .retrieve.answerability import Thresholds, decide
 from .retrieve.background import background_sentences
@@ -147,7 +149,8 @@ class Engine:
             )
         if manifest["background"]["sha256"] != background_sentences()[1]:
             raise IndexInvalidError(f"the index was built with another version of rag's background sentences; {FIX}")
-        contents.vocabulary  # noqa: B018 - computed while loading, not inside the first request that needs it
+        if self.chitchat:
+            contents.vocabulary  # noqa: B018 - computed while loading, not inside the first request that needs it
         return contents
 
     @property
@@ -175,16 +178,28 @@ class Engine:
         if not has_content(text):
             return plain_answer(text, NO_CONTENT)
         encoded = self.embedder.encode_queries([text])
-        if self.chitchat and self.chitchat.is_chitchat(
-            text, encoded.vectors[0], lambda texts: self.embedder.encode_queries(texts).vectors, index.vocabulary
-        ):
+        if self.chitchat and self.chitchat.is_chitchat(text, encoded.vectors[0], self._encode_alone, index.vocabulary):
             return plain_answer(text, CHITCHAT)
         question_tokens = encoded.tokens[0]
         if not len(question_tokens):
             raise InputError("the question has no words to search for")
         retrieval = retrieve(encoded.vectors[0], question_tokens, index.vectors, index.tokens, index.background)
-        same = 0.0
-        if retrieval.ranked:
-            best = index.documents[index.sentences[retrieval.ranked[0].row].document]
-            same = probabilities(text).get(best.language, 0.0) if best.language else 0.5
-        return self.answerer.answer(text, retrieval, decide(retrieval, self.thresholds, same), index, limit)
+        return self.answerer.answer(
+            text, retrieval, decide(retrieval, self.thresholds, self._same(text, retrieval, index)), index, limit
+        )
+
+    def _encode_alone(self, texts: list[str]) -> np.ndarray:
+        """Pooled vectors of texts each encoded alone, as the chit-chat head was trained."""
+        return np.concatenate([self.embedder.encode_queries([text]).vectors for text in texts])
+
+    @staticmethod
+    def _same(text: str, retrieval, index: LoadedIndex) -> float:
+        """The probability that the question is in the language of the document of its best
+        sentence; 0.5 when either language is not known."""
+        if not retrieval.ranked:
+            return 0.5
+        language = index.documents[index.sentences[retrieval.ranked[0].row].document].language
+        found = probabilities(text)
+        if language is None or sure_language(found) is None:
+            return 0.5
+        return found.get(language, 0.0)

@@ -167,3 +167,19 @@ def test_best_matches_equal_the_plain_definition(lengths, question_tokens, seed,
         rows = tokens.of(text)
         expected = (rows @ question.T).max(axis=0) if len(rows) else np.full(question_tokens, -1.0)
         assert np.allclose(got[row], expected, atol=1e-5)
+
+
+def test_the_abstention_names_each_title_once_and_an_untitled_document_by_its_id(index):
+    import dataclasses
+
+    from rag.answer.extractive import about
+
+    documents = {
+        "a": dataclasses.replace(next(iter(index.documents.values())), id="a", title="Same"),
+        "b": dataclasses.replace(next(iter(index.documents.values())), id="b", title="Same"),
+        "c": dataclasses.replace(next(iter(index.documents.values())), id="c", title=""),
+        "d": dataclasses.replace(next(iter(index.documents.values())), id="d", title="Another"),
+        "e": dataclasses.replace(next(iter(index.documents.values())), id="e", title="Zebra"),
+    }
+    many = dataclasses.replace(index, documents=documents)
+    assert about(many) == " They are about: Another; Same; Zebra; and 1 more."

@@ -154,3 +154,14 @@ def test_two_documents_with_one_id_are_refused(tmp_path):
     (tmp_path / "b" / "same.md").write_text("Deux.", encoding="utf-8")
     with pytest.raises(InputError, match="share the id 'same'"):
         load_documents([tmp_path])
+
+
+def test_languages_are_told_offline_or_left_unknown():
+    from rag.ingest.language import document_language, probabilities, sure_language
+
+    assert document_language(ARTICLE.read_text(encoding="utf-8")) == "fr"
+    assert document_language("Die Verteidigung der Panthers gab nur 308 Punkte ab.") == "de"
+    assert document_language("1234 5678 ---") is None, "digits say nothing"
+    assert sure_language(probabilities("What did Putin demand?")) == "en"
+    assert probabilities("a\x00b what did Putin demand?") == probabilities("ab what did Putin demand?")
+    assert probabilities(" \n ") == {}

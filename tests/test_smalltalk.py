@@ -114,3 +114,24 @@ def test_the_training_script_reproduces_the_shipped_head(tmp_path):
         k: v for k, v in shipped.items() if k not in ("weights", "bias")
     }
     assert np.allclose(again["weights"], shipped["weights"], atol=1e-4) and abs(again["bias"] - shipped["bias"]) < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("Hi, what did Putin demand?", ["Hi", "what did Putin demand"]),
+        ("مرحبا، ما هو الناتو؟", ["مرحبا", "ما هو الناتو"]),
+        ("你好！北约是什么？", ["你好", "北约是什么"]),
+        ("नमस्ते। आप कौन हैं?", ["नमस्ते", "आप कौन हैं"]),
+        ("l’OTAN ? oui.", ["l’OTAN", "oui"]),
+    ],
+)
+def test_a_message_is_cut_at_the_punctuation_of_any_script(text, parts):
+    from rag.answer.smalltalk import split_parts
+
+    assert split_parts(text) == parts
+
+
+def test_a_long_run_of_chitchat_parts_is_not_taken_for_chitchat():
+    chat = one_hot(0)[0]
+    assert not HEAD.is_chitchat("ok! " * 20, chat, lambda parts: one_hot(*[0] * len(parts)), vocabulary=set())

@@ -6,7 +6,8 @@
 Positives: training/chitchat/chitchat.jsonl (249 greetings, thanks, farewells, "who are you",
 "what can you do", acknowledgements in 11 languages). Negatives: every real question of eval/
 (the bundled article's sets, SQuAD 2.0 and XQuAD-R in English, German and Spanish) and
-training/chitchat/real.jsonl (91 short questions and keywords in 12 languages). Each text is
+training/chitchat/real.jsonl (91 short questions and keywords in 11 languages). Needs
+scikit-learn, which sentence-transformers (a dependency) installs. Each text is
 embedded alone, as the product embeds a question. Classes are weighted to balance. The report
 sets (eval/chitchat_test.jsonl, eval/short_real_test.jsonl) are never read here.
 """

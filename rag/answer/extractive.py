@@ -16,7 +16,7 @@ TITLES_SHOWN = 3
 
 def about(index: LoadedIndex) -> str:
     """What the documents are about, from their titles."""
-    titles = sorted(document.title for document in index.documents.values())
+    titles = index.titles
     more = len(titles) - TITLES_SHOWN
     return " They are about: " + "; ".join(titles[:TITLES_SHOWN]) + (f"; and {more} more." if more > 0 else ".")
 

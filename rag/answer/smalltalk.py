@@ -12,7 +12,6 @@ words counts only if none of its words occurs in the documents ("NATO", "Gaza").
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -25,8 +24,9 @@ from .base import Answer
 
 HEAD_FILE = Path(__file__).resolve().parent.parent / "data" / "chitchat-head.json"
 THRESHOLD = 0.9  # probability of chit-chat from which the head says so
-_PARTS = re.compile(r"[,，、.。!！?？;；:：¡¿…]+")
 SHORT_WORDS = 2
+MAX_PARTS = 8  # a longer message is not chit-chat
+_APOSTROPHES = "'’ʼ·"
 
 NO_CONTENT = "That holds no words to look up. Ask a question about the documents, in any language."
 CHITCHAT = (
@@ -73,8 +73,23 @@ class ChitChatHead:
         said = words(text)
         if len(said) <= SHORT_WORDS and any(word in vocabulary for word in said):
             return False
-        parts = [part for part in (p.strip() for p in _PARTS.split(text)) if has_content(part)]
+        parts = [part for part in split_parts(text) if has_content(part)]
+        if len(parts) > MAX_PARTS:
+            return False
         return len(parts) <= 1 or bool(np.all(self.probability(encode(parts)) >= self.threshold))
+
+
+def split_parts(text: str) -> list[str]:
+    """The text cut at punctuation of any script (Unicode "Po": ,.!?;: ، ؟ । 。 …), apostrophes apart."""
+    parts, current = [], []
+    for char in text:
+        if unicodedata.category(char) == "Po" and char not in _APOSTROPHES:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current).strip())
+    return [part for part in parts if part]
 
 
 def plain_answer(question: str, text: str) -> Answer:

@@ -50,7 +50,9 @@ class Runtime:
             except IndexMissingError:
                 log.info("no index yet; building it from %s", engine.settings.seeds_dir)
                 engine.build_index()
-            engine.answer("warm-up")  # loads model and index, and pays first-call costs now
+            # A question (with a digit, so never chit-chat) loads the model, the index, the language
+            # model and the thresholds, and pays first-call costs now.
+            engine.answer("What happened in 2024?")
             self.ready.set()
             log.info("ready")
         except RagError as exc:

@@ -18,7 +18,7 @@ class Document:
     source_sha256: str
     text_sha256: str
     format: str  # the loader that read it: "text", "markdown", ...
-    language: str | None = None  # ISO 639 code, detected (ingest/language.py); None when nothing tells
+    language: str | None = None  # ISO 639 code, detected (ingest/language.py); None when not sure
 
 
 @dataclass(frozen=True)

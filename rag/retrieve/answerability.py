@@ -3,8 +3,9 @@
 The best late-interaction score must reach a threshold. Scores run lower when the question and
 the sentence are in different languages (about 0.06 on XQuAD-R), so there are two thresholds,
 fitted offline for the model (``training/answerability.py``, ``rag/data/answerability.json``):
-one for a question in the language of the sentence it matches best, one for another language;
-between them by the probability that the languages agree. Measured on SQuAD 2.0 and XQuAD-R
+one for a question in the language of the document of the sentence it matches best (detected
+from the document's first characters at index time), one for another language; between them by
+the probability that the languages agree (0.5 when either is not known). Measured on SQuAD 2.0 and XQuAD-R
 (README, "Answerability"), a threshold fitted on some corpora holds on others; a margin over
 background sentences, the corpus's own score distribution, IDF-weighted coverage or a logistic
 combination did no better.
@@ -48,7 +49,7 @@ class Thresholds:
         return cls(float(spec["same_language"]), float(spec["other_language"]))
 
     def threshold(self, same: float) -> float:
-        """``same``: the probability that the question is in the language of the best sentence."""
+        """``same``: the probability that the question is in the language of the best sentence's document."""
         return self.other_language + same * (self.same_language - self.other_language)
 
 

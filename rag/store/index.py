@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import IndexInvalidError, RagError
 from ..ingest.document import Document, Sentence
-from ..ingest.words import words
+from ..ingest.words import word_has_digit, words
 from .factory import vector_index_class
 from .generations import live_generation, publish
 from .manifest import FIX, MANIFEST, manifest_bytes, read_manifest
@@ -55,8 +55,15 @@ class LoadedIndex:
 
     @cached_property
     def vocabulary(self) -> frozenset[str]:
-        """Every word of the documents, case-folded; computed on first use."""
-        return frozenset(word for document in self.documents.values() for word in words(document.text))
+        """Every word of the documents without a digit, case-folded (to tell a name from chit-chat)."""
+        return frozenset(
+            word for document in self.documents.values() for word in words(document.text) if not word_has_digit(word)
+        )
+
+    @cached_property
+    def titles(self) -> tuple[str, ...]:
+        """The documents' titles (their ids when untitled), sorted, each once."""
+        return tuple(sorted({document.title or document.id for document in self.documents.values()}))
 
 
 def write_index(
