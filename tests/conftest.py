@@ -97,6 +97,29 @@ def fake_backend(monkeypatch):
     monkeypatch.setenv("RAG_SEEDS_DIR", str(SEEDS))
 
 
+@pytest.fixture(scope="session")
+def seeds_engine(tmp_path_factory, embedder):
+    """An engine on the bundled article with the real default model, built once per session."""
+    from rag.engine import Engine
+
+    settings = Settings(index_dir=tmp_path_factory.mktemp("seeds-index"), seeds_dir=SEEDS, cache_dir=model_cache_dir())
+    engine = Engine(settings, embedder=embedder)
+    engine.build_index()
+    return engine
+
+
+def retrain(script: str, out: Path) -> dict:
+    """Run training/SCRIPT with --out OUT and return what it wrote."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "training" / script), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
 @pytest.fixture
 def settings(tmp_path):
     return Settings(index_dir=tmp_path / "index", seeds_dir=SEEDS, cache_dir=model_cache_dir())

@@ -13,18 +13,15 @@ from rag.engine import Engine
 from rag.evaluation import evaluate, read_questions
 from rag.settings import Settings
 
-from .conftest import REPO, SEEDS, model_cache_dir
+from .conftest import REPO, SEEDS, model_cache_dir, retrain
 
 pytestmark = pytest.mark.model
 EVAL = REPO / "eval"
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory, embedder):
-    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), seeds_dir=SEEDS, cache_dir=model_cache_dir())
-    engine = Engine(settings, embedder=embedder)
-    engine.build_index()
-    return engine
+def engine(seeds_engine):
+    return seeds_engine
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +130,8 @@ def test_rag_eval_prints_the_figures_and_exits_non_zero_below_a_bar(engine):
 
 
 def test_the_fitting_script_reproduces_the_shipped_thresholds(tmp_path):
-    out = tmp_path / "thresholds.json"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "training" / "answerability.py"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    again = retrain("answerability.py", tmp_path / "thresholds.json")
     shipped = json.loads((REPO / "rag" / "data" / "answerability.json").read_text(encoding="utf-8"))
-    again = json.loads(out.read_text(encoding="utf-8"))
     assert again["fitted_on"] == shipped["fitted_on"] and again["model"] == shipped["model"]
     for key in ("same_language", "other_language"):
         assert abs(again[key] - shipped[key]) <= 1e-3, (key, again[key], shipped[key])

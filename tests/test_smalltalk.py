@@ -2,8 +2,6 @@
 the shipped head on the real model against report-only sets; the training script reproduces it."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from rag.answer.smalltalk import CHITCHAT, HEAD_FILE, NO_CONTENT, ChitChatHead, 
 from rag.engine import Engine
 from rag.settings import Settings
 
-from .conftest import REPO, SEEDS, FakeEmbedder
+from .conftest import REPO, SEEDS, FakeEmbedder, retrain
 
 EVAL = REPO / "eval"
 
@@ -74,13 +72,8 @@ def test_no_content_gets_a_plain_answer_and_no_citation(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory, embedder):
-    from .conftest import model_cache_dir
-
-    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), seeds_dir=SEEDS, cache_dir=model_cache_dir())
-    engine = Engine(settings, embedder=embedder)
-    engine.build_index()
-    return engine
+def engine(seeds_engine):
+    return seeds_engine
 
 
 def questions(name):
@@ -101,15 +94,8 @@ def test_chitchat_in_many_languages_is_told_from_questions(engine):
 
 @pytest.mark.model
 def test_the_training_script_reproduces_the_shipped_head(tmp_path):
-    out = tmp_path / "head.json"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "training" / "chitchat.py"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    shipped, again = json.loads(HEAD_FILE.read_text(encoding="utf-8")), json.loads(out.read_text(encoding="utf-8"))
+    again = retrain("chitchat.py", tmp_path / "head.json")
+    shipped = json.loads(HEAD_FILE.read_text(encoding="utf-8"))
     assert {k: v for k, v in again.items() if k not in ("weights", "bias")} == {
         k: v for k, v in shipped.items() if k not in ("weights", "bias")
     }
