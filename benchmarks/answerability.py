@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 
 from rag.answer.base import Answer, Citation  # noqa: E402
 from rag.engine import Engine  # noqa: E402
-from rag.evaluation import read_questions, read_squad  # noqa: E402
+from rag.evaluation import article_id, read_questions, read_squad, write_articles  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.store.faiss_index import FaissIndex  # noqa: E402
 from rag.store.index import LoadedIndex  # noqa: E402
@@ -71,17 +71,9 @@ def holds_substring(expected: list[str]) -> Callable[[Citation], bool]:
     return lambda c: any(e in c.text for e in expected)
 
 
-def document_id(number: int) -> str:
-    return f"article-{number:02d}"
-
-
 def build(engine_for: Callable[[Path], Engine], name: str, texts: list[str], work: Path) -> LoadedIndex:
-    folder = work / f"docs-{name}"
-    folder.mkdir()
-    for number, text in enumerate(texts):
-        (folder / f"{document_id(number)}.txt").write_text(text, encoding="utf-8")
     engine = engine_for(work / f"index-{name}")
-    engine.build_index([folder])
+    engine.build_index([write_articles(texts, work / f"docs-{name}")])
     return engine.load_index()
 
 
@@ -120,7 +112,7 @@ def xquad_cases(corpus: str) -> tuple[list[str], list[Case]]:
     for number, article in enumerate(articles):
         for q in article.questions:
             if number < XQUAD_INDEXED:
-                right = holds_answer(document_id(number), q["answers"])
+                right = holds_answer(article_id(number), q["answers"])
                 cases.append(Case(dataset, english[q["id"]], "answerable", dataset, right))
             else:
                 cases.append(Case(dataset, english[q["id"]], "out-of-corpus", dataset))
@@ -134,7 +126,7 @@ def squad_cases(per_article: int) -> tuple[list[str], list[Case]]:
     for number, article in enumerate(articles):
         if number % 2 == 0:  # the thresholds were fitted on these
             continue
-        document = document_id(number)
+        document = article_id(number)
         answerable = [q for q in article.questions if not q["impossible"]]
         step = max(1, len(answerable) // per_article)
         for q in answerable[::step][:per_article]:

@@ -183,7 +183,9 @@ class Engine:
         question_tokens = encoded.tokens[0]
         if not len(question_tokens):
             raise InputError("the question has no words to search for")
-        retrieval = retrieve(encoded.vectors[0], question_tokens, index.vectors, index.tokens, index.background)
+        # The background is scored only for the fallback decision (a model without thresholds).
+        background = index.background if self.thresholds is None else None
+        retrieval = retrieve(encoded.vectors[0], question_tokens, index.vectors, index.tokens, background)
         return self.answerer.answer(
             text, retrieval, decide(retrieval, self.thresholds, self._same(text, retrieval, index)), index, limit
         )

@@ -161,6 +161,18 @@ def read_squad(path: Path) -> list[Article]:
     return articles
 
 
+def article_id(number: int) -> str:
+    return f"article-{number:02d}"
+
+
+def write_articles(texts: list[str], folder: Path) -> Path:
+    """Each text as one document of a new ``folder`` (``article-NN.txt``, in order), to be indexed."""
+    folder.mkdir()
+    for number, text in enumerate(texts):
+        (folder / f"{article_id(number)}.txt").write_text(text, encoding="utf-8")
+    return folder
+
+
 def evaluate(questions: list[Question], answer: Callable[[str], Answer]) -> Report:
     report = Report()
     for question in questions:

@@ -15,7 +15,7 @@ from rag.settings import Settings
 from rag.store.index import load_index
 from rag.store.tokens import TokenVectors
 
-from .conftest import SEEDS
+from .conftest import SEEDS, FakeEmbedder
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +183,17 @@ def test_the_abstention_names_each_title_once_and_an_untitled_document_by_its_id
     }
     many = dataclasses.replace(index, documents=documents)
     assert about(many) == " They are about: Another; Same; Zebra; and 1 more."
+
+
+def test_the_background_is_scored_only_when_asked_for(index):
+    from rag.retrieve.late_interaction import retrieve
+
+    question = FakeEmbedder().encode_queries(["Qui a rencontré Vladimir Poutine ?"])
+    args = (question.vectors[0], question.tokens[0], index.vectors, index.tokens)
+    without = retrieve(*args)
+    assert without.background_best is None
+    with pytest.raises(ValueError, match="background was not scored"):
+        _ = without.margin
+    scored = retrieve(*args, index.background)
+    assert [(s.row, s.score) for s in scored.ranked] == [(s.row, s.score) for s in without.ranked]
+    assert -1 <= scored.background_best <= 1 and scored.margin == scored.ranked[0].score - scored.background_best

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from rag.engine import Engine  # noqa: E402
-from rag.evaluation import read_squad  # noqa: E402
+from rag.evaluation import read_squad, write_articles  # noqa: E402
 from rag.retrieve.answerability import THRESHOLDS_FILE  # noqa: E402
 from rag.retrieve.late_interaction import retrieve  # noqa: E402
 from rag.settings import DEFAULT_MODEL, Settings  # noqa: E402
@@ -41,17 +41,13 @@ EVERY = 4  # every 4th XQuAD-R question, in each of German and Spanish
 
 
 def best_scores(engine: Engine, corpus: list[str], questions: list[str], work: Path, name: str) -> np.ndarray:
-    folder = work / name
-    folder.mkdir()
-    for number, text in enumerate(corpus):
-        (folder / f"article-{number:02d}.txt").write_text(text, encoding="utf-8")
     engine = Engine(dataclasses.replace(engine.settings, index_dir=work / f"index-{name}"), embedder=engine.embedder)
-    engine.build_index([folder])
+    engine.build_index([write_articles(corpus, work / name)])
     index = engine.load_index()
     scores = []
     for question in questions:
         encoded = engine.embedder.encode_queries([question])
-        found = retrieve(encoded.vectors[0], encoded.tokens[0], index.vectors, index.tokens, index.background)
+        found = retrieve(encoded.vectors[0], encoded.tokens[0], index.vectors, index.tokens)
         scores.append(found.ranked[0].score)
     return np.array(scores)
 

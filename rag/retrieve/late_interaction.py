@@ -5,10 +5,10 @@ them: each question token takes its best cosine among the sentence's tokens, and
 scores the mean of those (MaxSim, as in ColBERT). On our question sets this finds the right
 sentence first for 41 of 45 questions where pooled cosine finds 37 (README, "Answer quality").
 
-The same score against background sentences on unrelated subjects tells whether the index
-answers at all: a question the article answers matches some sentence of it better than any
-background sentence (``Retrieval.margin`` > 0); a question it does not answer finds its
-closest match in the background, or nowhere in particular.
+The same score against background sentences on unrelated subjects is the answerability fallback
+for a model without fitted thresholds (``answerability.py``): a question the index answers
+matches some sentence of it better than any background sentence (``Retrieval.margin`` > 0). It
+costs about as much as the rest of the scoring, so it is computed only when asked for.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ class Scored:
 class Retrieval:
     question_tokens: np.ndarray  # the question's token vectors the scores compare
     ranked: list[Scored]  # best first
-    background_best: float  # the best late-interaction score among the background sentences
+    background_best: float | None = None  # the best score among the background sentences, if scored
 
     @property
     def margin(self) -> float:
         """How much better the best sentence of the index matches than the best background one."""
+        if self.background_best is None:
+            raise ValueError("the background was not scored for this retrieval")
         return (self.ranked[0].score if self.ranked else -1.0) - self.background_best
 
 
@@ -65,10 +67,10 @@ def retrieve(
     question_tokens: np.ndarray,
     vectors: VectorIndex,
     tokens: TokenVectors,
-    background: TokenVectors,
+    background: TokenVectors | None = None,
 ) -> Retrieval:
     """Rank the sentences for one question (pooled vector and token vectors): candidates from
-    ``vectors``, scored against their ``tokens``; and the best score among ``background``."""
+    ``vectors``, scored against their ``tokens``; and, if given, the best score among ``background``."""
     count = min(CANDIDATES, vectors.count())
     _, rows = vectors.search(question_vector.reshape(1, -1), count)
     candidates = [int(row) for row in rows[0] if row >= 0]
@@ -78,7 +80,7 @@ def retrieve(
         Scored(row=candidates[i], score=float(scores[i]), coverage=coverage[i])
         for i in sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i]))
     ]
-    background_scores = best_matches(question_tokens, background).mean(axis=1)
-    return Retrieval(
-        question_tokens=question_tokens, ranked=ranked, background_best=float(background_scores.max(initial=-1.0))
-    )
+    if background is None:
+        return Retrieval(question_tokens=question_tokens, ranked=ranked)
+    background_best = float(best_matches(question_tokens, background).mean(axis=1).max(initial=-1.0))
+    return Retrieval(question_tokens=question_tokens, ranked=ranked, background_best=background_best)
