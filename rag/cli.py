@@ -27,7 +27,7 @@ def _engine():
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    report = _engine().build_index(args.paths, progress=not args.quiet)
+    report = _engine().build_index(args.paths, progress=not args.quiet, language=args.language)
     print(
         f"Indexed {_plural(report.documents, 'document')}, {_plural(report.sentences, 'sentence')} "
         f"with {report.model} in {report.seconds:.1f} s into {report.location}"
@@ -134,10 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser(
         "index",
         help="rebuild the index from seeds/ or the given files and folders",
-        description="Read .txt and .md documents, split them into sentences, embed them and "
-        "replace the index atomically. The old index stays as it was if anything fails.",
+        description="Read .txt, .md, .html and .pdf documents, split them into sentences, embed them and "
+        "replace the index atomically. The old index stays as it was if anything fails. Files of other "
+        "types in a folder are skipped and named.",
     )
     index.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders (default: seeds/)")
+    index.add_argument(
+        "--language", metavar="CODE", help="the documents' language (ISO 639, e.g. en), instead of detecting it"
+    )
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     index.set_defaults(handler=cmd_index)
 

@@ -76,11 +76,14 @@ class Engine:
         """The chit-chat head for the configured model, if one was trained for it."""
         return ChitChatHead.for_model(self.settings.embedding_model, self.embedder.dimension)
 
-    def build_index(self, paths: Sequence[Path] = (), progress: bool = False) -> BuildReport:
+    def build_index(
+        self, paths: Sequence[Path] = (), progress: bool = False, language: str | None = None
+    ) -> BuildReport:
         """Read, segment and embed the documents under ``paths`` (default: the seeds folder)
-        and make them the live index. Bad input raises before the old index is touched."""
+        and make them the live index; ``language`` overrides the detected one. Bad input raises
+        before the old index is touched."""
         started = time.perf_counter()
-        documents, skipped = load_documents(list(paths) or [self.settings.seeds_dir])
+        documents, skipped = load_documents(list(paths) or [self.settings.seeds_dir], language)
         sentences = []
         texts = []
         for document in documents:

@@ -87,12 +87,13 @@ def write(folder, name, data):
     ("make", "message"),
     [
         (lambda d: d / "missing.txt", "no such file or folder"),
-        (lambda d: d, r"no \.txt or \.md documents"),
+        (lambda d: d, r"no \.txt, \.md, .* or \.pdf documents found"),
         (lambda d: write(d, "empty.txt", b""), "is empty"),
         (lambda d: write(d, "latin1.txt", b"caf\xe9"), "not UTF-8"),
-        (lambda d: write(d, "a.pdf", b"%PDF"), r"not a \.txt or \.md"),
+        (lambda d: write(d, "a.docx", b"PK"), r"a\.docx is not a \.txt, .* or \.pdf file"),
+        (lambda d: write(d, "a.pdf", b"%PDF"), r"a\.pdf is not a readable PDF"),
     ],
-    ids=["missing-path", "empty-folder", "empty-file", "undecodable-file", "wrong-type"],
+    ids=["missing-path", "empty-folder", "empty-file", "undecodable-file", "wrong-type", "broken-pdf"],
 )
 def test_bad_input_fails_clearly_and_leaves_the_index_as_it_was(tmp_path, index_dir, capsys, make, message):
     folder = tmp_path / "input"

@@ -1,6 +1,7 @@
 """Discovering and loading documents, and sentence segmentation with exact offsets."""
 
 import hashlib
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,15 +15,22 @@ from rag.ingest.segment import split_sentences
 from .conftest import ARTICLE
 
 
-def make_document(text: str) -> Document:
+def make_document(text: str, language: str | None = "fr") -> Document:
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Document(
-        id="doc", title="t", path="doc.txt", text=text, source_sha256=digest, text_sha256=digest, format="text"
+        id="doc",
+        title="t",
+        path="doc.txt",
+        text=text,
+        source_sha256=digest,
+        text_sha256=digest,
+        format="text",
+        language=language,
     )
 
 
-def sentence_texts(text: str) -> list[str]:
-    return [text[s.start : s.end] for s in split_sentences(make_document(text))]
+def sentence_texts(text: str, language: str | None = "fr") -> list[str]:
+    return [text[s.start : s.end] for s in split_sentences(make_document(text, language))]
 
 
 def test_article_is_read_exactly_and_split_into_its_26_sentences():
@@ -115,15 +123,15 @@ def test_missing_path_is_an_error(tmp_path):
 
 
 def test_folder_without_documents_is_an_error(tmp_path):
-    (tmp_path / "notes.pdf").write_bytes(b"%PDF")
-    with pytest.raises(InputError, match=r"no \.txt or \.md documents"):
+    (tmp_path / "notes.docx").write_bytes(b"PK")
+    with pytest.raises(InputError, match=r"no \.txt, .* or \.pdf documents found"):
         load_documents([tmp_path])
 
 
 def test_other_file_types_are_refused_when_named(tmp_path):
-    path = tmp_path / "a.pdf"
-    path.write_bytes(b"%PDF")
-    with pytest.raises(InputError, match=r"not a \.txt or \.md file"):
+    path = tmp_path / "a.docx"
+    path.write_bytes(b"PK")
+    with pytest.raises(InputError, match=r"a\.docx is not a \.txt, \.md, .* or \.pdf file$"):
         load_documents([path])
 
 
@@ -147,13 +155,16 @@ def test_a_bad_file_among_good_ones_is_skipped_and_reported(tmp_path):
     assert len(skipped) == 1 and skipped[0].path.endswith("bad.txt") and "UTF-8" in skipped[0].reason
 
 
-def test_two_documents_with_one_id_are_refused(tmp_path):
+def test_two_files_with_one_name_get_distinct_ids_that_hold_across_builds(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "same.txt").write_text("Un.", encoding="utf-8")
     (tmp_path / "b" / "same.md").write_text("Deux.", encoding="utf-8")
-    with pytest.raises(InputError, match="share the id 'same'"):
-        load_documents([tmp_path])
+    documents, _ = load_documents([tmp_path])
+    ids = [d.id for d in documents]
+    assert ids[0] == "same" and re.fullmatch(r"same-[0-9a-f]{8}", ids[1]), ids
+    assert [d.id for d in load_documents([tmp_path])[0]] == ids
+    assert [d.id for d in load_documents([tmp_path / "b"], taken=["same"])[0]] == ids[1:], "added beside the other"
 
 
 def test_languages_are_told_offline_or_left_unknown():

@@ -30,8 +30,8 @@ def unit_rows(rng, count, dimension):
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def build(index_dir, seed=0, index_type="auto"):
-    document = read_document(ARTICLE)
+def build(index_dir, seed=0, index_type="auto", path=ARTICLE):
+    document = read_document(path)
     sentences = split_sentences(document)
     rng = np.random.default_rng(seed)
     vectors = unit_rows(rng, len(sentences), 8)
@@ -41,6 +41,14 @@ def build(index_dir, seed=0, index_type="auto"):
     with generations.build_lock(index_dir):
         generation = store.write_index(index_dir, [document], sentences, index, tokens, background, INFO)
     return generation, document, sentences, vectors, tokens
+
+
+def test_round_trip_keeps_headings_and_pages(tmp_path):
+    from .test_formats import write_pdf
+
+    _, document, *_ = build(tmp_path / "index", path=write_pdf(tmp_path / "report.pdf"))
+    assert document.headings and len(document.pages) == 2
+    assert store.load_index(tmp_path / "index").documents == {document.id: document}
 
 
 def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
@@ -56,7 +64,7 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
     scores, rows = contents.vectors.search(vectors[3:4], 1)
     assert rows[0][0] == 3 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
     manifest = json.loads((generation / MANIFEST).read_text())
-    assert manifest["format_version"] == FORMAT_VERSION == 3
+    assert manifest["format_version"] == FORMAT_VERSION == 4
     assert manifest["counts"] == {"documents": 1, "sentences": len(sentences)}
     recorded = manifest["documents"][0]
     assert (recorded["source_sha256"], recorded["text_sha256"]) == (document.source_sha256, document.text_sha256)
@@ -112,7 +120,7 @@ def test_an_index_of_an_older_format_is_refused_in_one_line(tmp_path):
     rewrite_manifest(generation, lambda manifest: manifest.update(format_version=2))
     with pytest.raises(IndexInvalidError) as refused:
         store.load_index(tmp_path)
-    assert "format version 2, this rag reads version 3; run `rag index` to rebuild it" in str(refused.value)
+    assert "format version 2, this rag reads version 4; run `rag index` to rebuild it" in str(refused.value)
     assert "\n" not in str(refused.value)
 
 

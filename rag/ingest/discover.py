@@ -3,75 +3,105 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import InputError
 from .document import Document, Skipped
-from .language import document_language
+from .language import check_language, document_language
 from .loaders import LOADERS
 
-
-def _kinds() -> str:
-    return " or ".join(LOADERS)
+ID_SUFFIX = 8  # hex digits of the path's sha256 that tell apart two files with one name
 
 
-def discover(paths: Iterable[Path]) -> list[Path]:
-    """The document files named by ``paths`` (files, or folders searched recursively), sorted."""
+def kinds() -> str:
+    names = list(LOADERS)
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
+    """The document files named by ``paths`` (files, or folders searched recursively, hidden
+    files left out), sorted; and the files of other types, skipped. A file of another type
+    given alone is an error."""
+    paths = list(paths)
     found: set[Path] = set()
+    skipped: dict[Path, Skipped] = {}
     for path in paths:
         if not path.exists():
             raise InputError(f"no such file or folder: {path}")
-        if path.is_dir():
-            found.update(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in LOADERS)
-        elif path.suffix.lower() in LOADERS:
-            found.add(path)
-        else:
-            raise InputError(f"{path} is not a {_kinds()} file")
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)) if path.is_dir() else [path]
+        for file in files:
+            if file.suffix.lower() in LOADERS:
+                found.add(file)
+            else:
+                skipped[file] = Skipped(str(file), f"{file} is not a {kinds()} file")
     if not found:
+        if len(paths) == 1 and paths[0].is_file():
+            raise InputError(f"{paths[0]} is not a {kinds()} file")
         names = ", ".join(str(p) for p in paths)
-        raise InputError(f"no {_kinds()} documents found in {names}")
-    return sorted(found)
+        raise InputError(f"no {kinds()} documents found in {names}")
+    return sorted(found), [skipped[file] for file in sorted(skipped)]
 
 
-def read_document(path: Path) -> Document:
-    """Read one document with the loader for its type."""
+def document_id(path: Path, taken: Callable[[str], bool]) -> str:
+    """The file's name without its suffix; when another file has it already, followed by a
+    digest of the file's full path, so that the same file always gets the same id."""
+    stem = path.stem
+    if not taken(stem):
+        return stem
+    return f"{stem}-{hashlib.sha256(str(path.resolve()).encode('utf-8')).hexdigest()[:ID_SUFFIX]}"
+
+
+def read_document(path: Path, document_id: str | None = None, language: str | None = None) -> Document:
+    """Read one document with the loader for its type; its id is the file's name without its
+    suffix and its language is detected, unless given."""
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
-        raise InputError(f"{path} is not a {_kinds()} file")
+        raise InputError(f"{path} is not a {kinds()} file")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     extracted = loader.extract(data, path)
     return Document(
-        id=path.stem,
+        id=document_id or path.stem,
         title=extracted.title,
         path=str(path),
         text=extracted.text,
         source_sha256=hashlib.sha256(data).hexdigest(),
         text_sha256=hashlib.sha256(extracted.text.encode("utf-8")).hexdigest(),
         format=loader.format,
-        language=document_language(extracted.text),
+        language=language or document_language(extracted.text),
+        headings=extracted.headings,
+        pages=extracted.pages,
     )
 
 
-def load_documents(paths: Iterable[Path]) -> tuple[list[Document], list[Skipped]]:
-    """Read every document under ``paths``. Unreadable ones are skipped and reported;
-    if none can be read, the first reason is raised."""
+def load_documents(
+    paths: Iterable[Path], language: str | None = None, taken: Iterable[str] = ()
+) -> tuple[list[Document], list[Skipped]]:
+    """Read every document under ``paths``, with ids unlike each other and unlike ``taken``.
+    Unreadable ones and files of other types are skipped and reported; if none can be read,
+    the first reason is raised."""
+    if language is not None:
+        check_language(language)
+    files, skipped = discover(paths)
     documents: list[Document] = []
-    skipped: list[Skipped] = []
-    seen: dict[str, str] = {}
-    for path in discover(list(paths)):
+    ids = set(taken)
+    for path in files:
         try:
-            document = read_document(path)
+            document = read_document(path, document_id(path, ids.__contains__), language)
         except InputError as exc:
             skipped.append(Skipped(str(path), str(exc)))
             continue
-        if document.id in seen:
-            raise InputError(f"two documents share the id {document.id!r}: {seen[document.id]} and {path}")
-        seen[document.id] = str(path)
+        ids.add(document.id)
         documents.append(document)
     if not documents:
-        raise InputError(skipped[0].reason if len(skipped) == 1 else f"no readable document: {skipped[0].reason}")
+        unreadable = [s for s in skipped if s.path in {str(f) for f in files}]
+        first = unreadable[0].reason
+        raise InputError(first if len(files) == 1 else f"no readable document: {first}")
     return documents, skipped

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .layout import Heading
+
 
 @dataclass(frozen=True)
 class Document:
@@ -18,7 +20,9 @@ class Document:
     source_sha256: str
     text_sha256: str
     format: str  # the loader that read it: "text", "markdown", ...
-    language: str | None = None  # ISO 639 code, detected (ingest/language.py); None when not sure
+    language: str | None = None  # ISO 639 code, detected (ingest/language.py) or given; None when not sure
+    headings: tuple[Heading, ...] = ()  # section titles, in order; not sentences
+    pages: tuple[int, ...] = ()  # where each page starts (PDF)
 
 
 @dataclass(frozen=True)

