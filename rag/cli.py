@@ -26,14 +26,39 @@ def _engine():
     return Engine(Settings.from_env())
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    report = _engine().build_index(args.paths, progress=not args.quiet, language=args.language)
+def _print_build(report) -> None:
     print(
         f"Indexed {_plural(report.documents, 'document')}, {_plural(report.sentences, 'sentence')} "
         f"with {report.model} in {report.seconds:.1f} s into {report.location}"
     )
+    if report.embedded < report.sentences:
+        print(f"Embedded {report.embedded}; {report.sentences - report.embedded} kept their vectors (unchanged)")
     for skipped in report.skipped:
         print(f"Skipped {skipped.path}: {skipped.reason}")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    _print_build(_engine().build_index(args.paths, progress=not args.quiet, language=args.language))
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    _print_build(_engine().add_documents(args.paths, progress=not args.quiet, language=args.language))
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    _print_build(_engine().remove_documents(args.ids))
+    return 0
+
+
+def cmd_documents(args: argparse.Namespace) -> int:
+    documents = _engine().documents()
+    if args.json:
+        print(api_json({"documents": documents}))
+        return 0
+    for d in documents:
+        print(f"{d['id']}\t{d['language'] or '-'}\t{d['format']}\t{_plural(d['sentences'], 'sentence')}\t{d['title']}")
     return 0
 
 
@@ -144,6 +169,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     index.set_defaults(handler=cmd_index)
+
+    add = commands.add_parser(
+        "add",
+        help="add documents to the index (or replace them by a newer version)",
+        description="Add the documents under PATH to the live index in a new generation. A file already "
+        "in the index (the same path) replaces its old version and keeps its id. Only new or changed "
+        "documents are embedded.",
+    )
+    add.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
+    add.add_argument("--language", metavar="CODE", help="their language (ISO 639), instead of detecting it")
+    add.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add.set_defaults(handler=cmd_add)
+
+    remove = commands.add_parser(
+        "remove",
+        help="remove documents from the index",
+        description="Remove the documents with these ids (see `rag documents`) from the live index, in a "
+        "new generation. Nothing is embedded.",
+    )
+    remove.add_argument("ids", nargs="+", metavar="DOCUMENT_ID")
+    remove.set_defaults(handler=cmd_remove)
+
+    listing = commands.add_parser(
+        "documents",
+        help="list the documents of the index",
+        description="List the documents of the live index: id, language, format, sentences, title.",
+    )
+    listing.add_argument("--json", action="store_true", help="print exactly the JSON of GET /api/documents")
+    listing.set_defaults(handler=cmd_documents)
 
     ask = commands.add_parser(
         "ask",

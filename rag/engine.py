@@ -3,6 +3,7 @@ over the store, for the command line and the server alike."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,15 +18,16 @@ from .answer.questions import check_citation_limit, check_question
 from .answer.smalltalk import CHITCHAT, NO_CONTENT, ChitChatHead, has_content, plain_answer
 from .embed.base import Embedder
 from .embed.factory import check_backend, create_embedder
-from .errors import IndexInvalidError, InputError
+from .errors import IndexInvalidError, IndexMissingError, InputError, RagError
 from .ingest.discover import load_documents
-from .ingest.document import Skipped
+from .ingest.document import Document, Skipped
 from .ingest.language import probabilities, sure_language
-from .ingest.segment import SEGMENTER, split_sentences
+from .ingest.segment import SEGMENTER
 from .retrieve.answerability import Thresholds, decide
 from .retrieve.background import background_sentences
 from .retrieve.late_interaction import retrieve
 from .settings import INDEX_TYPES, Settings, choose
+from .store import reuse
 from .store.factory import new_vector_index, vector_index_class
 from .store.generations import build_lock, live_generation
 from .store.index import LoadedIndex, load_index, write_index
@@ -37,6 +39,7 @@ from .store.tokens import TokenVectors
 class BuildReport:
     documents: int
     sentences: int
+    embedded: int  # sentences embedded; the others kept their vectors from the previous index
     model: str
     seconds: float
     location: Path
@@ -81,45 +84,125 @@ class Engine:
     ) -> BuildReport:
         """Read, segment and embed the documents under ``paths`` (default: the seeds folder)
         and make them the live index; ``language`` overrides the detected one. Bad input raises
-        before the old index is touched."""
+        before the old index is touched. Documents unchanged since the live index keep their vectors."""
         started = time.perf_counter()
         documents, skipped = load_documents(list(paths) or [self.settings.seeds_dir], language)
-        sentences = []
-        texts = []
-        for document in documents:
-            for sentence in split_sentences(document):
-                sentences.append(sentence)
-                texts.append(document.text[sentence.start : sentence.end])
         with build_lock(self.settings.index_dir):
-            embedder = self.embedder
-            encoded = embedder.encode_passages(texts, progress=progress)
-            background, background_sha256 = background_sentences()
-            background_tokens = embedder.encode_passages(background).tokens
-            info = {
-                "model": {
-                    "name": self.settings.embedding_model,
-                    "backend": embedder.backend,
-                    "dimension": embedder.dimension,
-                    "prompts": embedder.prompts,
-                    "token_layers": embedder.token_layers,
-                    "token_dimension": embedder.token_dimension,
-                },
-                "segmentation": {"segmenter": SEGMENTER, "paragraphs": "line breaks", "embedded_unit": "sentence"},
-                "background": {"sha256": background_sha256, "sentences": len(background)},
-                "build_seconds": round(time.perf_counter() - started, 3),
+            try:
+                previous = self.load_index()
+            except RagError:  # none yet, or unusable: a rebuild is its fix
+                previous = None
+            return self._publish(documents, skipped, previous, started, progress)
+
+    def add_documents(self, paths: Sequence[Path], progress: bool = False, language: str | None = None) -> BuildReport:
+        """Add the documents under ``paths`` to the live index, in a new generation; a file
+        already in it (same path) replaces its old version under the same id. Only their
+        sentences are embedded."""
+        started = time.perf_counter()
+        with build_lock(self.settings.index_dir):
+            current = self._current()
+            known = {str(Path(d.path).resolve()): d.id for d in current.documents.values()}
+            added, skipped = load_documents(paths, language, taken=current.documents, known=known)
+            replaced = {document.id for document in added}
+            kept = [d for d in self._in_row_order(current) if d.id not in replaced]
+            return self._publish(kept + added, skipped, current, started, progress)
+
+    def remove_documents(self, ids: Sequence[str]) -> BuildReport:
+        """Remove documents from the live index, in a new generation; nothing is embedded."""
+        started = time.perf_counter()
+        with build_lock(self.settings.index_dir):
+            current = self._current()
+            unknown = [i for i in ids if i not in current.documents]
+            if unknown:
+                raise InputError(f"no document {unknown[0]!r} in the index; `rag documents` lists them")
+            kept = [d for d in self._in_row_order(current) if d.id not in set(ids)]
+            if not kept:
+                raise InputError("that would leave the index empty; `rag index PATH` builds one from other documents")
+            return self._publish(kept, [], current, started, progress=False)
+
+    def documents(self) -> list[dict]:
+        """The live index's documents as GET /api/documents lists them, in index order."""
+        index = self.load_index()
+        counts: dict[str, int] = {}
+        for sentence in index.sentences:
+            counts[sentence.document] = counts.get(sentence.document, 0) + 1
+        return [
+            {
+                "id": d.id,
+                "title": d.title,
+                "language": d.language,
+                "format": d.format,
+                "sentences": counts.get(d.id, 0),
+                "sha256": d.source_sha256,
             }
-            location = write_index(
-                self.settings.index_dir,
-                documents,
-                sentences,
-                new_vector_index(self.settings.vector_store, encoded.vectors, self.settings.index_type),
-                TokenVectors.join(encoded.tokens, embedder.token_dimension),
-                TokenVectors.join(background_tokens, embedder.token_dimension),
-                info,
-            )
+            for d in self._in_row_order(index)
+        ]
+
+    def _current(self) -> LoadedIndex:
+        try:
+            return self.load_index()
+        except IndexMissingError:
+            raise IndexMissingError(
+                f"there is no index in {self.settings.index_dir} yet; `rag index` builds one"
+            ) from None
+
+    @staticmethod
+    def _in_row_order(index: LoadedIndex) -> list[Document]:
+        first_row: dict[str, int] = {}
+        for row, sentence in enumerate(index.sentences):
+            first_row.setdefault(sentence.document, row)
+        return sorted(index.documents.values(), key=lambda d: first_row.get(d.id, len(index.sentences)))
+
+    def _publish(
+        self,
+        documents: list[Document],
+        skipped: list[Skipped],
+        previous: LoadedIndex | None,
+        started: float,
+        progress: bool,
+    ) -> BuildReport:
+        """Write ``documents`` as the new live generation, reusing ``previous``'s vectors where
+        its model and the documents' sentences allow. The caller holds ``build_lock``."""
+        embedder = self.embedder
+        model = {
+            "name": self.settings.embedding_model,
+            "backend": embedder.backend,
+            "dimension": embedder.dimension,
+            "prompts": embedder.prompts,
+            "token_layers": embedder.token_layers,
+            "token_dimension": embedder.token_dimension,
+        }
+        background, background_sha256 = background_sentences()
+        if previous is not None and previous.manifest["model"] != json.loads(json.dumps(model)):
+            previous = None  # another model's vectors
+        plan = reuse.plan(documents, previous)
+        encoded = embedder.encode_passages(plan.to_embed, progress=progress)
+        vectors, tokens = reuse.assemble(
+            plan, previous, encoded.vectors, encoded.tokens, embedder.dimension, embedder.token_dimension
+        )
+        if previous is not None and previous.manifest["background"]["sha256"] == background_sha256:
+            background_tokens = previous.background
+        else:
+            background_tokens = TokenVectors.join(embedder.encode_passages(background).tokens, embedder.token_dimension)
+        info = {
+            "model": model,
+            "segmentation": {"segmenter": SEGMENTER, "paragraphs": "line breaks", "embedded_unit": "sentence"},
+            "background": {"sha256": background_sha256, "sentences": len(background)},
+            "build_seconds": round(time.perf_counter() - started, 3),
+        }
+        location = write_index(
+            self.settings.index_dir,
+            documents,
+            plan.sentences,
+            new_vector_index(self.settings.vector_store, vectors, self.settings.index_type),
+            tokens,
+            background_tokens,
+            info,
+        )
         return BuildReport(
             documents=len(documents),
-            sentences=len(sentences),
+            sentences=len(plan.sentences),
+            embedded=len(plan.to_embed),
             model=self.settings.embedding_model,
             seconds=time.perf_counter() - started,
             location=location,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.cli import main
 from rag.embed.base import Encoded
 from rag.settings import DEFAULT_MODEL, Settings
 
@@ -223,3 +224,24 @@ def server(tmp_path_factory):
     """One real `rag serve` for the session, started on an empty index folder."""
     with running_server(tmp_path_factory.mktemp("serve")) as server:
         yield server
+
+
+def rag(capsys, *argv):
+    """(exit code, stdout, stderr) of `rag ARGV...` run in this process."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(index_dir):
+    """Every file of the index with its bytes, to show a failed command changed nothing."""
+    return {p.relative_to(index_dir): p.read_bytes() for p in sorted(index_dir.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def index_dir(tmp_path, monkeypatch, fake_backend, capsys):
+    """An index of the bundled article built by `rag index` with the fake embedder."""
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
+    code, _, err = rag(capsys, "index", "-q")
+    assert code == 0, err
+    return tmp_path / "index"

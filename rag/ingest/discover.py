@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from ..errors import InputError
@@ -82,11 +82,15 @@ def read_document(path: Path, document_id: str | None = None, language: str | No
 
 
 def load_documents(
-    paths: Iterable[Path], language: str | None = None, taken: Iterable[str] = ()
+    paths: Iterable[Path],
+    language: str | None = None,
+    taken: Iterable[str] = (),
+    known: Mapping[str, str] | None = None,
 ) -> tuple[list[Document], list[Skipped]]:
-    """Read every document under ``paths``, with ids unlike each other and unlike ``taken``.
-    Unreadable ones and files of other types are skipped and reported; if none can be read,
-    the first reason is raised."""
+    """Read every document under ``paths``, with ids unlike each other and unlike ``taken``,
+    except a file in ``known`` (resolved path to id), which keeps its id. Unreadable ones and
+    files of other types are skipped and reported; if none can be read, the first reason is raised."""
+    known = known or {}
     if language is not None:
         check_language(language)
     files, skipped = discover(paths)
@@ -94,7 +98,8 @@ def load_documents(
     ids = set(taken)
     for path in files:
         try:
-            document = read_document(path, document_id(path, ids.__contains__), language)
+            same = known.get(str(path.resolve()))
+            document = read_document(path, same or document_id(path, ids.__contains__), language)
         except InputError as exc:
             skipped.append(Skipped(str(path), str(exc)))
             continue

@@ -24,6 +24,10 @@ class VectorIndex(Protocol):
 
     def add(self, vectors: np.ndarray) -> None: ...
 
+    def reconstruct(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``rows``, so that a new generation can reuse them unembedded."""
+        ...
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores and row numbers of the ``k`` best rows for each query, best first (-1: none)."""
         ...

@@ -1,0 +1,78 @@
+"""Which sentences of a new generation need embedding: a document whose stored text and sentences
+are those of a document of the previous generation (embedded with the same model) keeps that
+document's vectors, so adding or removing one document embeds only what is new."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ingest.document import Document, Sentence
+from ..ingest.segment import split_sentences
+from .index import LoadedIndex
+from .tokens import TokenVectors
+
+
+@dataclass(frozen=True)
+class Plan:
+    sentences: list[Sentence]  # of the new generation, in row order
+    texts: list[str]  # their text
+    previous_rows: list[int | None]  # each sentence's row in the previous generation, None: to embed
+
+    @property
+    def to_embed(self) -> list[str]:
+        return [text for text, row in zip(self.texts, self.previous_rows, strict=True) if row is None]
+
+
+def plan(documents: list[Document], previous: LoadedIndex | None) -> Plan:
+    """Segment ``documents``; a document reuses the rows of a previous one with the same text
+    (by sha256) and the same sentences."""
+    rows_of: dict[str, list[int]] = defaultdict(list)
+    if previous is not None:
+        for row, sentence in enumerate(previous.sentences):
+            rows_of[sentence.document].append(row)
+    by_text = {} if previous is None else {d.text_sha256: d.id for d in previous.documents.values()}
+    sentences: list[Sentence] = []
+    texts: list[str] = []
+    previous_rows: list[int | None] = []
+    for document in documents:
+        found = split_sentences(document)
+        old = by_text.get(document.text_sha256)
+        rows: list[int | None] = [None] * len(found)
+        if old is not None:
+            old_spans = [(previous.sentences[row].start, previous.sentences[row].end) for row in rows_of[old]]
+            if old_spans == [(s.start, s.end) for s in found]:
+                rows = list(rows_of[old])
+        sentences += found
+        texts += [document.text[s.start : s.end] for s in found]
+        previous_rows += rows
+    return Plan(sentences, texts, previous_rows)
+
+
+def assemble(
+    plan: Plan,
+    previous: LoadedIndex | None,
+    vectors: np.ndarray,
+    tokens: list[np.ndarray],
+    dimension: int,
+    token_dimension: int,
+) -> tuple[np.ndarray, TokenVectors]:
+    """The pooled vectors and token vectors of every sentence of ``plan``: the previous
+    generation's where reused, ``vectors`` and ``tokens`` (of ``plan.to_embed``, in order) elsewhere."""
+    reused = [row for row in plan.previous_rows if row is not None]
+    old = previous.vectors.reconstruct(np.array(reused, dtype=np.int64)) if reused else None
+    pooled = np.zeros((len(plan.sentences), dimension), dtype=np.float32)
+    per_sentence: list[np.ndarray] = []
+    next_new = next_old = 0
+    for i, row in enumerate(plan.previous_rows):
+        if row is None:
+            pooled[i] = vectors[next_new]
+            per_sentence.append(tokens[next_new])
+            next_new += 1
+        else:
+            pooled[i] = old[next_old]
+            per_sentence.append(previous.tokens.of(row))
+            next_old += 1
+    return pooled, TokenVectors.join(per_sentence, token_dimension)
