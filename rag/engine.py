@@ -3,7 +3,9 @@ over the store, for the command line and the server alike."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,12 +18,14 @@ from .answer.base import Answer, Answerer
 from .answer.factory import create_answerer
 from .answer.questions import check_citation_limit, check_question
 from .answer.smalltalk import CHITCHAT, NO_CONTENT, ChitChatHead, has_content, plain_answer
+from .atomic import replace_file
 from .embed.base import Embedder
 from .embed.factory import check_backend, create_embedder
-from .errors import IndexInvalidError, IndexMissingError, InputError, RagError
-from .ingest.discover import load_documents
+from .errors import IndexInvalidError, IndexMissingError, InputError, RagError, UnsupportedTypeError
+from .ingest.discover import kinds, load_documents
 from .ingest.document import Document, Skipped
 from .ingest.language import probabilities, sure_language
+from .ingest.loaders import LOADERS
 from .ingest.segment import SEGMENTER
 from .retrieve.answerability import Thresholds, decide
 from .retrieve.background import background_sentences
@@ -34,6 +38,9 @@ from .store.index import LoadedIndex, load_index, write_index
 from .store.manifest import FIX
 from .store.tokens import TokenVectors
 
+UPLOADS = "uploads"  # folder of the index folder that keeps uploaded files
+MAX_UPLOAD_NAME = 200  # characters of an uploaded file's name
+
 
 @dataclass(frozen=True)
 class BuildReport:
@@ -41,6 +48,7 @@ class BuildReport:
     sentences: int
     embedded: int  # sentences embedded; the others kept their vectors from the previous index
     model: str
+    added: tuple[str, ...]  # ids of the documents read for this build
     seconds: float
     location: Path
     skipped: list[Skipped]
@@ -92,7 +100,7 @@ class Engine:
                 previous = self.load_index()
             except RagError:  # none yet, or unusable: a rebuild is its fix
                 previous = None
-            return self._publish(documents, skipped, previous, started, progress)
+            return self._publish(documents, skipped, previous, started, progress, [d.id for d in documents])
 
     def add_documents(self, paths: Sequence[Path], progress: bool = False, language: str | None = None) -> BuildReport:
         """Add the documents under ``paths`` to the live index, in a new generation; a file
@@ -105,7 +113,7 @@ class Engine:
             added, skipped = load_documents(paths, language, taken=current.documents, known=known)
             replaced = {document.id for document in added}
             kept = [d for d in self._in_row_order(current) if d.id not in replaced]
-            return self._publish(kept + added, skipped, current, started, progress)
+            return self._publish(kept + added, skipped, current, started, progress, [d.id for d in added])
 
     def remove_documents(self, ids: Sequence[str]) -> BuildReport:
         """Remove documents from the live index, in a new generation; nothing is embedded."""
@@ -118,11 +126,38 @@ class Engine:
             kept = [d for d in self._in_row_order(current) if d.id not in set(ids)]
             if not kept:
                 raise InputError("that would leave the index empty; `rag index PATH` builds one from other documents")
-            return self._publish(kept, [], current, started, progress=False)
+            report = self._publish(kept, [], current, started, progress=False)
+        uploads = (self.settings.index_dir / UPLOADS).resolve()
+        for document_id in ids:  # an uploaded file goes with its document; nothing else refers to it
+            folder = Path(current.documents[document_id].path).resolve().parent
+            if folder.parent == uploads:
+                shutil.rmtree(folder, ignore_errors=True)
+        return report
+
+    def add_upload(self, filename: str, data: bytes, language: str | None = None) -> BuildReport:
+        """Add an uploaded file. It is kept under the index folder (``uploads/<digest>/<name>``,
+        so that a file never overwrites another) and removed again if it cannot be added."""
+        name = Path(filename.replace("\\", "/")).name.strip()
+        if not name or name.startswith(".") or "\x00" in name or len(name) > MAX_UPLOAD_NAME:
+            raise InputError("the upload needs a file name such as report.pdf")
+        if Path(name).suffix.lower() not in LOADERS:
+            raise UnsupportedTypeError(f"{name} is not a {kinds()} file")
+        folder = self.settings.index_dir / UPLOADS / hashlib.sha256(data).hexdigest()[:16]
+        path = folder / name
+        new = not path.exists()
+        if new:
+            folder.mkdir(parents=True, exist_ok=True)
+            replace_file(path, data)
+        try:
+            return self.add_documents([path], language=language)
+        except BaseException:
+            if new:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def documents(self) -> list[dict]:
-        """The live index's documents as GET /api/documents lists them, in index order."""
-        index = self.load_index()
+        """The index's documents as GET /api/documents lists them, in index order."""
+        index = self.index
         counts: dict[str, int] = {}
         for sentence in index.sentences:
             counts[sentence.document] = counts.get(sentence.document, 0) + 1
@@ -160,6 +195,7 @@ class Engine:
         previous: LoadedIndex | None,
         started: float,
         progress: bool,
+        added: Sequence[str] = (),
     ) -> BuildReport:
         """Write ``documents`` as the new live generation, reusing ``previous``'s vectors where
         its model and the documents' sentences allow. The caller holds ``build_lock``."""
@@ -204,6 +240,7 @@ class Engine:
             sentences=len(plan.sentences),
             embedded=len(plan.to_embed),
             model=self.settings.embedding_model,
+            added=tuple(added),
             seconds=time.perf_counter() - started,
             location=location,
             skipped=skipped,

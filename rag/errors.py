@@ -9,6 +9,14 @@ class InputError(RagError):
     """Bad input from the user: a missing path, an empty folder, an unreadable document."""
 
 
+class UnsupportedTypeError(InputError):
+    """A file of a type no loader reads."""
+
+
+class BusyError(RagError):
+    """Another build is changing the index."""
+
+
 class ModelError(RagError):
     """The embedding model cannot be built or loaded."""
 

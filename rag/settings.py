@@ -55,6 +55,7 @@ class Settings:
     max_waiting: int = 64  # answers queued behind them; more get 503 at once
     queue_seconds: int = 10  # longest wait in that queue before 503
     api_key: str | None = field(default=None, repr=False)  # when set, /api/* needs it
+    max_upload_mb: int = 20  # largest file POST /api/documents takes
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,4 +74,5 @@ class Settings:
             max_waiting=_positive_int("RAG_MAX_WAITING", 64),
             queue_seconds=_positive_int("RAG_QUEUE_SECONDS", 10),
             api_key=env("RAG_API_KEY") or None,
+            max_upload_mb=_positive_int("RAG_MAX_UPLOAD_MB", 20),
         )

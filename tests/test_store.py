@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag import atomic
-from rag.errors import IndexInvalidError, IndexMissingError, RagError
+from rag.errors import BusyError, IndexInvalidError, IndexMissingError
 from rag.ingest.discover import read_document
 from rag.ingest.segment import split_sentences
 from rag.store import faiss_index, generations
@@ -175,7 +175,7 @@ def test_new_build_replaces_the_live_one_and_cleans_up(tmp_path):
 
 def test_only_one_build_at_a_time(tmp_path):
     lock = generations.build_lock
-    with lock(tmp_path), pytest.raises(RagError, match="already building"), lock(tmp_path):
+    with lock(tmp_path), pytest.raises(BusyError, match="already changing the index"), lock(tmp_path):
         pass
 
 

@@ -1,14 +1,28 @@
-"""The JSON API: /api/ask, /api/documents/{id}, and the health and readiness probes."""
+"""The JSON API: /api/ask, /api/documents (list, upload, read, delete), and the health and
+readiness probes."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi import Path as PathParameter
 
 from .runtime import RuntimeDep
-from .schemas import BAD_BODY, NOT_READY, AskRequest, AskResponse, DocumentOut, Problem, problem
+from .schemas import (
+    BAD_BODY,
+    NOT_READY,
+    UPLOAD_REFUSED,
+    AskRequest,
+    AskResponse,
+    DocumentInfo,
+    DocumentList,
+    DocumentOut,
+    Problem,
+    problem,
+)
+
+DocumentId = Annotated[str, PathParameter(examples=["000_8cb13a5d0c7818f1"])]
 
 router = APIRouter()
 
@@ -36,10 +50,45 @@ async def ask(request: AskRequest, runtime: RuntimeDep):
     response_model=DocumentOut,
     responses={404: {"model": Problem}, **NOT_READY},
 )
-def document(document_id: Annotated[str, PathParameter(examples=["000_8cb13a5d0c7818f1"])], runtime: RuntimeDep):
+def document(document_id: DocumentId, runtime: RuntimeDep):
     if not runtime.ready.is_set():
         return runtime.not_ready()
     found = runtime.engine.index.documents.get(document_id)
     if found is None:
         return problem(404, f"there is no document {document_id!r}")
     return {"id": found.id, "title": found.title, "text": found.text}
+
+
+@router.get("/api/documents", response_model=DocumentList, responses=NOT_READY)
+def documents(runtime: RuntimeDep):
+    if not runtime.ready.is_set():
+        return runtime.not_ready()
+    return {"documents": runtime.engine.documents()}
+
+
+@router.post("/api/documents", status_code=201, response_model=DocumentInfo, responses={**UPLOAD_REFUSED, **NOT_READY})
+def upload(
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File(description="a .txt, .md, .html or .pdf file")],
+    language: Annotated[str | None, Form(description="ISO 639 code, instead of detecting it")] = None,
+):
+    """Add a document (only it is embedded); answers use it as soon as this returns."""
+    if not runtime.ready.is_set():
+        return runtime.not_ready()
+    engine = runtime.engine
+    report = engine.add_upload(file.filename or "", file.file.read(), language or None)
+    engine.refresh()
+    return next(d for d in engine.documents() if d["id"] == report.added[0])
+
+
+@router.delete("/api/documents/{document_id}", status_code=204, responses={404: {"model": Problem}, **NOT_READY})
+def delete(document_id: DocumentId, runtime: RuntimeDep):
+    """Remove a document; answers stop citing it as soon as this returns."""
+    if not runtime.ready.is_set():
+        return runtime.not_ready()
+    engine = runtime.engine
+    if document_id not in engine.index.documents:
+        return problem(404, f"there is no document {document_id!r}")
+    engine.remove_documents([document_id])
+    engine.refresh()
+    return Response(status_code=204)

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..engine import Engine
-from ..errors import InputError
+from ..errors import BusyError, InputError, UnsupportedTypeError
 from . import api, page
 from .admission import Busy
 from .middleware import BodyLimit, Guard
@@ -24,6 +24,7 @@ from .runtime import Runtime
 from .schemas import problem
 
 MAX_BODY_BYTES = 64 * 1024
+MULTIPART_OVERHEAD = 16 * 1024
 
 
 def _describe(exc: RequestValidationError) -> str:
@@ -57,7 +58,9 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
         redoc_url=None,
     )
     app.state.runtime = runtime
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    # An upload's multipart body holds the file and a little more.
+    upload_bytes = engine.settings.max_upload_mb * 1024 * 1024 + MULTIPART_OVERHEAD
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, larger={"/api/documents": upload_bytes})
     app.add_middleware(Guard, api_key=engine.settings.api_key)  # added last, so outermost: every response
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     app.include_router(page.router)
@@ -69,7 +72,11 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
 
     @app.exception_handler(InputError)
     async def invalid_input(request: Request, exc: InputError) -> JSONResponse:
-        return problem(422, str(exc))
+        return problem(415 if isinstance(exc, UnsupportedTypeError) else 422, str(exc))
+
+    @app.exception_handler(BusyError)
+    async def building(request: Request, exc: BusyError) -> JSONResponse:
+        return problem(409, str(exc), headers={"Retry-After": "5"})
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:

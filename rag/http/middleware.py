@@ -50,14 +50,18 @@ class Guard:
 
 
 class BodyLimit:
-    """A body over ``limit`` bytes gets 413 before it is read whole, whether its Content-Length
-    says so or it streams in chunks (then the app sees a disconnect)."""
+    """A body over ``limit`` bytes (``larger[path]`` for those paths) gets 413 before it is read
+    whole, whether its Content-Length says so or it streams in chunks (then the app sees a disconnect)."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, larger: dict[str, int] | None = None):
+        self.app, self.default, self.larger = app, limit, larger or {}
 
-    async def _refuse(self, send) -> None:
-        body = json.dumps({"detail": f"the body is over {self.limit // 1024} KiB"}).encode()
+    @staticmethod
+    def _size(limit: int) -> str:
+        return f"{limit // 1024 // 1024} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
+
+    async def _refuse(self, send, limit: int) -> None:
+        body = json.dumps({"detail": f"the body is over {self._size(limit)}"}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -65,9 +69,10 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.larger.get(scope["path"], self.default)
         declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.limit:
-            return await self._refuse(send)
+        if not declared.isdigit() or int(declared) > limit:
+            return await self._refuse(send, limit)
         received = 0
         refused = False
 
@@ -77,9 +82,9 @@ class BodyLimit:
                 return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 refused = True
-                await self._refuse(send)
+                await self._refuse(send, limit)
                 return {"type": "http.disconnect"}
             return message
 

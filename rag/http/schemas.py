@@ -47,6 +47,19 @@ class DocumentOut(BaseModel):
     text: str
 
 
+class DocumentInfo(BaseModel):
+    id: str
+    title: str
+    language: str | None = Field(description="ISO 639 code; null when it could not be told")
+    format: str = Field(description="text, markdown, html or pdf")
+    sentences: int
+    sha256: str = Field(description="of the source file")
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentInfo] = Field(description="in index order")
+
+
 class Problem(BaseModel):
     detail: str
 
@@ -56,6 +69,14 @@ BAD_BODY = {
     400: {"model": Problem, "description": "the body cannot be read as text"},
     413: {"model": Problem, "description": "the body is over 64 KiB"},
     422: {"model": Problem, "description": "the request says what is wrong in detail"},
+}
+
+
+UPLOAD_REFUSED = {
+    409: {"model": Problem, "description": "another build is changing the index; try again"},
+    413: {"model": Problem, "description": "the file is over RAG_MAX_UPLOAD_MB"},
+    415: {"model": Problem, "description": "not a .txt, .md, .html or .pdf file"},
+    422: {"model": Problem, "description": "the file holds no usable text, or the form is wrong"},
 }
 
 

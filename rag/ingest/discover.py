@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedTypeError
 from .document import Document, Skipped
 from .language import check_language, document_language
 from .loaders import LOADERS
@@ -41,7 +41,7 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
                 skipped[file] = Skipped(str(file), f"{file} is not a {kinds()} file")
     if not found:
         if len(paths) == 1 and paths[0].is_file():
-            raise InputError(f"{paths[0]} is not a {kinds()} file")
+            raise UnsupportedTypeError(f"{paths[0]} is not a {kinds()} file")
         names = ", ".join(str(p) for p in paths)
         raise InputError(f"no {kinds()} documents found in {names}")
     return sorted(found), [skipped[file] for file in sorted(skipped)]
@@ -61,7 +61,7 @@ def read_document(path: Path, document_id: str | None = None, language: str | No
     suffix and its language is detected, unless given."""
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
-        raise InputError(f"{path} is not a {kinds()} file")
+        raise UnsupportedTypeError(f"{path} is not a {kinds()} file")
     try:
         data = path.read_bytes()
     except OSError as exc:

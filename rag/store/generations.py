@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic import remove_leftovers, replace_file, staged_folder
-from ..errors import IndexInvalidError, IndexMissingError, RagError
+from ..errors import BusyError, IndexInvalidError, IndexMissingError
 from .manifest import FIX
 
 CURRENT = "CURRENT"
@@ -32,7 +32,7 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RagError(f"another `rag index` is already building {index_dir}; wait for it to finish") from None
+            raise BusyError(f"another build is already changing the index in {index_dir}; try again later") from None
         try:
             yield
         finally:
