@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from .conftest import REPO, call
+from .conftest import REPO, call, running_server
+from .test_formats import HTML, MARKDOWN, write_pdf
 
 pytestmark = pytest.mark.model
 SCREENSHOTS = REPO / "test-output" / "screenshots"
@@ -75,9 +76,12 @@ def api_answer(server, question):
 
 def test_page_basics(visit):
     page = visit().page
-    assert page.title() == "Ask the article · rag"
+    assert page.title() == "Ask the documents · rag"
     assert page.get_attribute("html", "lang") == "en"
-    assert page.locator("article[lang=fr] p").count() >= 20, "the article keeps its paragraphs"
+    assert page.locator("#document-pane article[lang=fr] p").count() >= 20, "the article keeps its paragraphs"
+    listed = page.locator("#documents a[data-document]")
+    assert listed.count() == 1 and listed.get_attribute("aria-current") == "true"
+    assert page.locator("#document-pane .document-title").inner_text() == listed.inner_text()
     assert page.locator("label[for=question]").inner_text() == "Your question"
     assert page.locator("link[rel=icon]").get_attribute("href") == "/static/favicon.svg"
     page.focus("#question")
@@ -181,3 +185,43 @@ def test_the_page_works_without_javascript(visit, server):
     expect(
         page.locator(f"#s-{expected['citations'][0]['document']}-{expected['citations'][0]['sentence']}")
     ).to_be_in_viewport()
+
+
+def test_three_documents_answer_from_the_pdf_marked_in_it_and_a_removal_is_noticed(browser, tmp_path):
+    import httpx
+    from playwright.sync_api import expect
+
+    pdf = write_pdf(tmp_path / "glaciers.pdf").read_bytes()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "bees.md").write_text(MARKDOWN, encoding="utf-8")
+    (mine / "page.html").write_text(HTML, encoding="utf-8")
+    (mine / "glaciers.pdf").write_bytes(pdf)
+    with running_server(tmp_path, RAG_SEEDS_DIR=str(mine)) as server:
+        opened = Visit(browser, server)
+        page = opened.page
+        listed = page.locator("#documents a[data-document]")
+        assert sorted(listed.all_inner_texts()) == sorted(
+            ["Bees in trouble", "Why honeybee colonies are collapsing", "Glacier report"]
+        )
+        assert page.locator("#document-pane article").count() == 1, "one document shown, the others on demand"
+        opened.ask("How much of their volume did Swiss glaciers lose in 2026?")
+        answer = page.locator(".turn.answer[data-abstained=false]")
+        expect(answer).to_be_visible(timeout=60_000)
+        expect(answer.locator(".sources")).to_contain_text("Glacier report")
+        answer.locator('[data-citation="1"]').click()
+        mark = page.locator("#document-pane article[data-document=glaciers][lang=en] mark")
+        expect(mark).to_have_count(1)
+        expect(mark).to_be_in_viewport()
+        assert "three percent of their volume" in mark.inner_text()
+        expect(page.locator("#document-pane .document-title")).to_have_text("Glacier report")
+        expect(page.locator('#documents a[aria-current="true"]')).to_have_text("Glacier report")
+
+        deleted = httpx.delete(f"{server.base}/api/documents/glaciers", timeout=60)
+        assert deleted.status_code == 204
+        expect(page.locator("#documents a[data-document]")).to_have_count(2, timeout=15_000)
+        expect(page.locator("#document-notice")).to_contain_text("was removed")
+        answer.locator('[data-citation="1"]').click()
+        expect(page.locator("#document-notice")).to_contain_text("no longer in the documents")
+        expect(page.locator("#document-pane mark")).to_have_count(0)
+        opened.finish("three-documents", server)

@@ -1,52 +1,78 @@
-"""The chat page: GET / shows it, POST / answers the form without JavaScript and shows the
-page with the answer. Templates and static files are package data (``rag/web``)."""
+"""The chat page: GET / shows it (the documents listed, one of them shown), POST / answers the
+form without JavaScript. The page's script reads /page/documents (the list and the index's
+generation, to notice a new index) and /page/documents/{id} (one document as HTML, loaded when
+shown). Templates and static files are package data (``rag/web``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from ..answer.citations import in_reading_order
 from ..answer.questions import MAX_QUESTION_CHARACTERS
 from ..errors import InputError
+from ..store.index import LoadedIndex
 from .admission import Busy
 from .runtime import Runtime, RuntimeDep
-from .views import article_view
+from .schemas import problem
+from .views import document_view
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_DIR = WEB_DIR / "static"
+LISTED = 100  # documents listed on the page; the others are reached through citations
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=WEB_DIR / "templates")  # autoescapes .html
+
+
+class _ById(dict):
+    """Documents by id; one unknown here (removed since the answer was given) shows its id."""
+
+    def __missing__(self, key: str) -> dict:
+        return {"id": key, "title": key, "language": None, "format": ""}
+
+
+def _listing(index: LoadedIndex) -> list[dict]:
+    return [
+        {"id": d.id, "title": d.title or d.id, "language": d.language, "format": d.format}
+        for d in index.documents.values()
+    ]
 
 
 def _page(
     request: Request,
     runtime: Runtime,
     turns: list[dict],
-    marked: set[tuple[str, int]],
+    shown: str | None = None,
+    marked: set[int] = frozenset(),
     draft: str = "",
     status: int = 200,
 ):
     index = runtime.engine.index if runtime.ready.is_set() else None
-    articles = []
+    context = {"turns": turns, "draft": draft, "max_question": MAX_QUESTION_CHARACTERS, "ready": index is not None}
     if index is not None:
-        for document in index.documents.values():
-            rows = {n for d, n in marked if d == document.id}
-            articles.append(article_view(document, index.sentences, rows))
-    context = {"turns": turns, "articles": articles, "draft": draft, "max_question": MAX_QUESTION_CHARACTERS}
+        documents = _listing(index)
+        shown = shown if shown in index.documents else documents[0]["id"]
+        context.update(
+            documents=documents[:LISTED],
+            unlisted=max(0, len(documents) - LISTED),
+            by_id=_ById((d["id"], d) for d in documents),
+            generation=index.generation,
+            document=document_view(index.documents[shown], index.sentences, marked),
+        )
     return templates.TemplateResponse(request, "page.html", context, status_code=status)
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, runtime: RuntimeDep):
+def home(request: Request, runtime: RuntimeDep, document: Annotated[str | None, Query(max_length=300)] = None):
     if not runtime.ready.is_set():
-        return _page(request, runtime, [{"kind": "error", "text": runtime.not_ready_detail()}], set(), status=503)
-    return _page(request, runtime, [], set())
+        return _page(request, runtime, [{"kind": "error", "text": runtime.not_ready_detail()}], status=503)
+    return _page(request, runtime, [], shown=document)
 
 
 @router.post("/", response_class=HTMLResponse)
@@ -61,7 +87,7 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
     turns = [{"kind": "question", "text": question}]
 
     def refused(text: str, status: int):
-        return _page(request, runtime, [*turns, {"kind": "error", "text": text}], set(), question, status)
+        return _page(request, runtime, [*turns, {"kind": "error", "text": text}], draft=question, status=status)
 
     if not runtime.ready.is_set():
         return refused(runtime.not_ready_detail(), 503)
@@ -71,6 +97,31 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
         return refused(f"Cannot ask that: {exc}.", 422)
     except Busy as exc:
         return refused(f"{exc}.", 503)
-    marked = set() if answer.abstained else {(c.document, c.sentence) for c in answer.citations}
     turns.append({"kind": "answer", "answer": answer, "reading_order": in_reading_order(answer.citations)})
-    return _page(request, runtime, turns, marked)
+    if answer.abstained or not answer.citations:
+        return _page(request, runtime, turns)
+    shown = answer.citations[0].document  # the best citation's document, its cited sentences marked
+    marked = {c.sentence for c in answer.citations if c.document == shown}
+    return _page(request, runtime, turns, shown, marked)
+
+
+@router.get("/page/documents")
+def listing(runtime: RuntimeDep):
+    """The documents and the generation they belong to, for the page's script."""
+    if not runtime.ready.is_set():
+        return runtime.not_ready()
+    index = runtime.engine.index
+    return {"generation": index.generation, "documents": _listing(index)}
+
+
+@router.get("/page/documents/{document_id}", response_class=HTMLResponse)
+def fragment(request: Request, document_id: str, runtime: RuntimeDep):
+    """One document as the page shows it, for the page's script to put in place."""
+    if not runtime.ready.is_set():
+        return runtime.not_ready()
+    index = runtime.engine.index
+    found = index.documents.get(document_id)
+    if found is None:
+        return problem(404, f"there is no document {document_id!r}")
+    view = document_view(found, index.sentences)
+    return templates.TemplateResponse(request, "_document.html", {"document": view, "generation": index.generation})

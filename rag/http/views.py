@@ -1,9 +1,9 @@
-"""What the chat page shows, as plain data for the templates: the article split into its
-paragraphs and sentences."""
+"""What the chat page shows, as plain data for the templates: a document as its headings,
+page breaks and paragraphs of sentences, in the order of its text."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 
 from ..ingest.document import Document, Sentence
@@ -17,25 +17,45 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class ArticleView:
+class Block:
+    kind: str  # "heading", "paragraph" or "page" (a PDF's page starts here)
+    text: str = ""  # a heading's text
+    level: int = 0  # a heading's level, 1 to 6; a page's number
+    segments: list[Segment] = field(default_factory=list)  # a paragraph's
+
+
+@dataclass(frozen=True)
+class DocumentView:
     id: str
     title: str
-    paragraphs: list[list[Segment]]
+    language: str | None
+    blocks: list[Block]
 
 
-def article_view(document: Document, sentences: list[Sentence], marked: set[int] = frozenset()) -> ArticleView:
-    """The document's paragraphs as runs of sentences and the text between them; together they
-    are the document's text minus the line breaks between paragraphs."""
-    paragraphs = []
-    own = (s for s in sentences if s.document == document.id)
+def _paragraph(document: Document, sentences: list[Sentence], marked: set[int]) -> list[Segment]:
+    segments: list[Segment] = []
+    previous_end = None
+    for sentence in sentences:
+        if previous_end is not None and sentence.start > previous_end:
+            segments.append(Segment(document.text[previous_end : sentence.start]))
+        segments.append(Segment(document.text[sentence.start : sentence.end], sentence.index, sentence.index in marked))
+        previous_end = sentence.end
+    return segments
+
+
+def document_view(document: Document, sentences: list[Sentence], marked: set[int] = frozenset()) -> DocumentView:
+    """The document's headings and paragraphs in text order, with a block where each page after
+    the first starts; together they hold its text minus the line breaks between paragraphs.
+    ``sentences`` are the index's (only the document's own are used)."""
+    placed: list[tuple[int, int, Block]] = [
+        (h.start, 0, Block("heading", document.text[h.start : h.end], h.level)) for h in document.headings
+    ]
+    placed += [
+        (start, -1, Block("page", level=number)) for number, start in enumerate(document.pages, start=1) if number > 1
+    ]
+    own = [s for s in sentences if s.document == document.id]
     for _, group in groupby(own, key=lambda s: s.paragraph):
-        segments: list[Segment] = []
-        previous_end = None
-        for sentence in group:
-            if previous_end is not None and sentence.start > previous_end:
-                segments.append(Segment(document.text[previous_end : sentence.start]))
-            text = document.text[sentence.start : sentence.end]
-            segments.append(Segment(text, sentence.index, sentence.index in marked))
-            previous_end = sentence.end
-        paragraphs.append(segments)
-    return ArticleView(id=document.id, title=document.title, paragraphs=paragraphs)
+        run = list(group)
+        placed.append((run[0].start, 1, Block("paragraph", segments=_paragraph(document, run, marked))))
+    placed.sort(key=lambda item: (item[0], item[1]))
+    return DocumentView(document.id, document.title, document.language, [block for _, _, block in placed])

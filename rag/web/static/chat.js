@@ -1,19 +1,35 @@
 // The chat: asks /api/ask without leaving the page, keeps the conversation, and shows a cited
-// sentence in the article when its marker is activated. Without this file the form posts to
-// the server, which renders the same page with the answer (progressive enhancement).
+// sentence in its document when its marker is activated. Documents load when shown
+// (/page/documents/{id}); the list and the index's generation are checked every few seconds, so a
+// new index (or a server that became ready) is noticed and no marker points at stale text.
+// Without this file the form posts to the server, which renders the same page with the answer
+// (progressive enhancement).
 "use strict";
 
 (() => {
+  const CHECK_MS = 3000; // how often the index's generation is checked
   const form = document.getElementById("ask-form");
   const input = document.getElementById("question");
   const button = document.getElementById("ask-button");
   const conversation = document.getElementById("conversation");
+  const pane = document.getElementById("document-pane");
+  const notice = document.getElementById("document-notice");
+  let generation = document.body.dataset.generation || null;
+  let documents = new Map(); // id -> {id, title, language, format}
+  for (const link of document.querySelectorAll("#documents a[data-document]")) {
+    documents.set(link.dataset.document, { id: link.dataset.document, title: link.textContent });
+  }
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
     if (className) node.className = className;
-    if (text !== undefined) node.textContent = text; // never innerHTML: all text is escaped
+    if (text !== undefined) node.textContent = text; // never innerHTML for our text: all of it is escaped
     return node;
+  }
+
+  function say(text) {
+    notice.textContent = text;
+    notice.hidden = !text;
   }
 
   function turn(kind, who, text) {
@@ -24,13 +40,26 @@
     return item;
   }
 
+  function titleOf(id) {
+    const known = documents.get(id);
+    return known ? known.title : id;
+  }
+
+  function passage(citation) {
+    const span = element("span", "", citation.text);
+    const known = documents.get(citation.document);
+    if (known && known.language) span.lang = known.language;
+    return span;
+  }
+
   function marker(citation, label) {
     const link = element("a", "cite", `[${citation.id}]`);
-    link.href = `#s-${citation.document}-${citation.sentence}`;
+    link.href = `/?document=${encodeURIComponent(citation.document)}#s-${citation.document}-${citation.sentence}`;
     link.dataset.citation = String(citation.id);
     link.dataset.document = citation.document;
     link.dataset.sentence = String(citation.sentence);
-    link.setAttribute("aria-label", `${label} ${citation.id}: show it in the article`);
+    link.dataset.text = citation.text; // to tell whether the document still holds it
+    link.setAttribute("aria-label", `${label} ${citation.id}: show it in its document`);
     return link;
   }
 
@@ -46,9 +75,8 @@
         const list = element("ul", "closest");
         for (const citation of answer.citations) {
           const entry = element("li");
-          const passage = element("span", "", citation.text);
-          passage.lang = "fr";
-          entry.append(marker(citation, "Passage"), " ", passage);
+          entry.append(marker(citation, "Passage"), " ", passage(citation), " ",
+            element("cite", "source", titleOf(citation.document)));
           list.append(entry);
         }
         item.append(element("p", "closest-heading", "Closest passages"), list);
@@ -58,21 +86,69 @@
     item.className = "turn answer";
     item.dataset.abstained = "false";
     item.querySelector(".who").textContent = "From the documents";
-    text.lang = "fr";
     // The answer text is the cited sentences in reading order, each followed by its marker.
     const reading = [...answer.citations].sort((a, b) =>
       a.document === b.document ? a.start - b.start : a.document < b.document ? -1 : 1);
     reading.forEach((citation, index) => {
       if (index) text.append(" ");
-      text.append(citation.text, " ", marker(citation, "Citation"));
+      text.append(passage(citation), " ", marker(citation, "Citation"));
     });
+    const sources = element("ol", "sources");
+    for (const citation of answer.citations) {
+      const entry = element("li", "", `[${citation.id}] `);
+      entry.append(element("cite", "source", titleOf(citation.document)));
+      sources.append(entry);
+    }
+    item.append(sources);
   }
 
-  function highlight(link) {
-    const sentence = document.getElementById(`s-${link.dataset.document}-${link.dataset.sentence}`);
-    if (!sentence) return;
-    for (const old of document.querySelectorAll(".article-view mark")) old.replaceWith(...old.childNodes);
+  function shownArticle() {
+    return pane.querySelector("article[data-document]");
+  }
+
+  function markCurrent(id) {
+    for (const link of document.querySelectorAll("#documents a[data-document]")) {
+      if (link.dataset.document === id) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  // Put document `id` in the pane (fetched unless shown already); false if it is gone.
+  async function show(id) {
+    const current = shownArticle();
+    if (current && current.dataset.document === id && current.dataset.generation === generation) return true;
+    const response = await fetch(`/page/documents/${encodeURIComponent(id)}`);
+    if (!response.ok) return false;
+    const html = await response.text();
+    // Our own server's template output, every document text in it escaped by Jinja.
+    const parsed = new DOMParser().parseFromString(html, "text/html").querySelector("article[data-document]");
+    if (!parsed) return false;
+    pane.replaceChildren(document.adoptNode(parsed));
+    markCurrent(id);
+    return true;
+  }
+
+  function clearMarks() {
+    for (const old of pane.querySelectorAll("mark")) old.replaceWith(...old.childNodes);
     for (const current of document.querySelectorAll('.cite[aria-current="true"]')) current.removeAttribute("aria-current");
+  }
+
+  async function highlight(link) {
+    say("");
+    let found = false;
+    try {
+      found = await show(link.dataset.document);
+    } catch {
+      say("The server cannot be reached. Is it running?");
+      return;
+    }
+    const sentence = found && document.getElementById(`s-${link.dataset.document}-${link.dataset.sentence}`);
+    // A marker from before the documents changed may point at text that moved or left.
+    clearMarks();
+    if (!sentence || (link.dataset.text !== undefined && sentence.textContent !== link.dataset.text)) {
+      say(`Passage ${link.dataset.citation} is no longer in the documents: they changed after this answer. Ask again.`);
+      return;
+    }
     const mark = document.createElement("mark");
     mark.tabIndex = -1;
     mark.append(...sentence.childNodes);
@@ -88,6 +164,55 @@
     highlight(link);
   });
 
+  const list = document.getElementById("documents");
+  list?.addEventListener("click", async (event) => {
+    const link = event.target.closest("a[data-document]");
+    if (!link) return;
+    event.preventDefault();
+    say("");
+    if (await show(link.dataset.document).catch(() => false)) {
+      shownArticle().focus({ preventScroll: true });
+    } else {
+      say("That document is no longer in the index.");
+    }
+  });
+
+  function renderList(items) {
+    if (!list) return;
+    const current = shownArticle()?.dataset.document;
+    list.replaceChildren(...items.slice(0, 100).map((d) => {
+      const entry = element("li");
+      const link = element("a", "", d.title);
+      link.href = `/?document=${encodeURIComponent(d.id)}`;
+      link.dataset.document = d.id;
+      if (d.id === current) link.setAttribute("aria-current", "true");
+      entry.append(link, " ", element("span", "meta", `${d.language || "?"} · ${d.format}`));
+      return entry;
+    }));
+  }
+
+  // Notice a new index: reload the list and the shown document (or the first, if it left).
+  async function checkIndex() {
+    if (document.body.dataset.ready !== "true") {
+      const ready = await fetch("/readyz").then((r) => r.ok).catch(() => false);
+      if (ready) window.location.reload(); // the page was served while the server was loading
+      return;
+    }
+    const response = await fetch("/page/documents").catch(() => null);
+    if (!response || !response.ok) return;
+    const body = await response.json();
+    documents = new Map(body.documents.map((d) => [d.id, d]));
+    if (body.generation === generation) return;
+    generation = body.generation;
+    renderList(body.documents);
+    const current = shownArticle()?.dataset.document;
+    const next = current && documents.has(current) ? current : body.documents[0]?.id;
+    if (next) await show(next).catch(() => false);
+    say(current && !documents.has(current) ? "The documents changed: the one shown was removed." : "");
+  }
+  checkIndex();
+  setInterval(checkIndex, CHECK_MS);
+
   function setBusy(busy) {
     button.disabled = busy;
     button.textContent = busy ? "Asking…" : "Ask";
@@ -99,7 +224,7 @@
     const question = input.value.trim();
     if (!question || button.disabled) return;
     turn("question", "You", question);
-    const item = turn("answer pending", "Searching the article", "");
+    const item = turn("answer pending", "Searching the documents", "");
     setBusy(true);
     try {
       const response = await fetch("/api/ask", {
