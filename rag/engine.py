@@ -97,7 +97,7 @@ class Engine:
         documents, skipped = load_documents(list(paths) or [self.settings.seeds_dir], language)
         with build_lock(self.settings.index_dir):
             try:
-                previous = self.load_index()
+                previous = self._load_checked()
             except RagError:  # none yet, or unusable: a rebuild is its fix
                 previous = None
             return self._publish(documents, skipped, previous, started, progress, [d.id for d in documents])
@@ -175,7 +175,7 @@ class Engine:
 
     def _current(self) -> LoadedIndex:
         try:
-            return self.load_index()
+            return self._load_checked()
         except IndexMissingError:
             raise IndexMissingError(
                 f"there is no index in {self.settings.index_dir} yet; `rag index` builds one"
@@ -199,27 +199,35 @@ class Engine:
     ) -> BuildReport:
         """Write ``documents`` as the new live generation, reusing ``previous``'s vectors where
         its model and the documents' sentences allow. The caller holds ``build_lock``."""
-        embedder = self.embedder
-        model = {
-            "name": self.settings.embedding_model,
-            "backend": embedder.backend,
-            "dimension": embedder.dimension,
-            "prompts": embedder.prompts,
-            "token_layers": embedder.token_layers,
-            "token_dimension": embedder.token_dimension,
-        }
         background, background_sha256 = background_sentences()
-        if previous is not None and previous.manifest["model"] != json.loads(json.dumps(model)):
-            previous = None  # another model's vectors
         plan = reuse.plan(documents, previous)
-        encoded = embedder.encode_passages(plan.to_embed, progress=progress)
+        if previous is None or plan.to_embed:
+            embedder = self.embedder
+            model = {
+                "name": self.settings.embedding_model,
+                "backend": embedder.backend,
+                "dimension": embedder.dimension,
+                "prompts": embedder.prompts,
+                "token_layers": embedder.token_layers,
+                "token_dimension": embedder.token_dimension,
+            }
+            if previous is not None and previous.manifest["model"] != json.loads(json.dumps(model)):
+                previous = None  # another model's vectors
+                plan = reuse.plan(documents, None)
+            encoded = embedder.encode_passages(plan.to_embed, progress=progress)
+            new_vectors, new_tokens = encoded.vectors, encoded.tokens
+        else:  # nothing to embed: the model stays the one the index was built and loaded with
+            model = previous.manifest["model"]
+            new_vectors, new_tokens = np.zeros((0, model["dimension"]), dtype=np.float32), []
         vectors, tokens = reuse.assemble(
-            plan, previous, encoded.vectors, encoded.tokens, embedder.dimension, embedder.token_dimension
+            plan, previous, new_vectors, new_tokens, model["dimension"], model["token_dimension"]
         )
-        if previous is not None and previous.manifest["background"]["sha256"] == background_sha256:
+        if previous is not None:  # loading checked that its background is today's
             background_tokens = previous.background
         else:
-            background_tokens = TokenVectors.join(embedder.encode_passages(background).tokens, embedder.token_dimension)
+            background_tokens = TokenVectors.join(
+                self.embedder.encode_passages(background).tokens, model["token_dimension"]
+            )
         info = {
             "model": model,
             "segmentation": {"segmenter": SEGMENTER, "paragraphs": "line breaks", "embedded_unit": "sentence"},
@@ -247,7 +255,15 @@ class Engine:
         )
 
     def load_index(self) -> LoadedIndex:
-        """The live index, verified, and checked against the configured model and stores."""
+        """The live index, verified, checked against the configured model and stores, and ready
+        to answer from."""
+        contents = self._load_checked()
+        if self.chitchat:
+            contents.vocabulary  # noqa: B018 - computed while loading, not inside the first request that needs it
+        return contents
+
+    def _load_checked(self) -> LoadedIndex:
+        """The live index, verified and checked against the configured model and stores."""
         contents = load_index(self.settings.index_dir)
         manifest = contents.manifest
         built_with = manifest["model"]["name"]
@@ -272,8 +288,6 @@ class Engine:
             )
         if manifest["background"]["sha256"] != background_sentences()[1]:
             raise IndexInvalidError(f"the index was built with another version of rag's background sentences; {FIX}")
-        if self.chitchat:
-            contents.vocabulary  # noqa: B018 - computed while loading, not inside the first request that needs it
         return contents
 
     @property

@@ -5,12 +5,12 @@ document's vectors, so adding or removing one document embeds only what is new."
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..ingest.document import Document, Sentence
-from ..ingest.segment import split_sentences
+from ..ingest.segment import SEGMENTER, split_sentences
 from .index import LoadedIndex
 from .tokens import TokenVectors
 
@@ -26,9 +26,18 @@ class Plan:
         return [text for text, row in zip(self.texts, self.previous_rows, strict=True) if row is None]
 
 
+def _same_segmentation(document: Document, old: Document, previous: LoadedIndex) -> bool:
+    """Whether ``document`` would be split as ``old`` was: same text, language, headings, rules."""
+    return previous.manifest["segmentation"]["segmenter"] == SEGMENTER and (
+        document.text_sha256,
+        document.language,
+        document.headings,
+    ) == (old.text_sha256, old.language, old.headings)
+
+
 def plan(documents: list[Document], previous: LoadedIndex | None) -> Plan:
     """Segment ``documents``; a document reuses the rows of a previous one with the same text
-    (by sha256) and the same sentences."""
+    (by sha256) and the same sentences (taken as they are when the segmentation cannot differ)."""
     rows_of: dict[str, list[int]] = defaultdict(list)
     if previous is not None:
         for row, sentence in enumerate(previous.sentences):
@@ -38,8 +47,11 @@ def plan(documents: list[Document], previous: LoadedIndex | None) -> Plan:
     texts: list[str] = []
     previous_rows: list[int | None] = []
     for document in documents:
-        found = split_sentences(document)
         old = by_text.get(document.text_sha256)
+        if old is not None and _same_segmentation(document, previous.documents[old], previous):
+            found = [replace(previous.sentences[row], document=document.id) for row in rows_of[old]]
+        else:
+            found = split_sentences(document)
         rows: list[int | None] = [None] * len(found)
         if old is not None:
             old_spans = [(previous.sentences[row].start, previous.sentences[row].end) for row in rows_of[old]]
