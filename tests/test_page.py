@@ -224,4 +224,15 @@ def test_three_documents_answer_from_the_pdf_marked_in_it_and_a_removal_is_notic
         answer.locator('[data-citation="1"]').click()
         expect(page.locator("#document-notice")).to_contain_text("no longer in the documents")
         expect(page.locator("#document-pane mark")).to_have_count(0)
+
+        # Added again from the page, behind the API's checks: a bad file first.
+        (tmp_path / "notes.docx").write_bytes(b"PK")
+        page.set_input_files("#upload-file", str(tmp_path / "notes.docx"))
+        page.click("#upload-button")
+        expect(page.locator("#document-notice")).to_contain_text("Not added: notes.docx is not a")
+        page.set_input_files("#upload-file", str(tmp_path / "glaciers.pdf"))
+        page.click("#upload-button")
+        expect(page.locator("#document-notice")).to_contain_text("Added “Glacier report”", timeout=60_000)
+        expect(page.locator("#documents a[data-document]")).to_have_count(3)
+        expect(page.locator("#document-pane .document-title")).to_have_text("Glacier report")
         opened.finish("three-documents", server)

@@ -213,6 +213,33 @@
   checkIndex();
   setInterval(checkIndex, CHECK_MS);
 
+  // Upload from the page: the same checks as POST /api/documents, the outcome in the notice.
+  const upload = document.getElementById("upload-form");
+  upload?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const uploadButton = document.getElementById("upload-button");
+    uploadButton.disabled = true;
+    say("Adding the document…");
+    try {
+      const response = await fetch("/api/documents", { method: "POST", body: new FormData(upload) });
+      const body = await response.json().catch(() => null);
+      if (response.status === 201 && body) {
+        upload.reset();
+        await checkIndex();
+        await show(body.id).catch(() => false);
+        say(`Added “${body.title}” (${body.sentences} sentences).`);
+      } else if (response.status === 401) {
+        say("Adding documents needs the API key; use `rag add` on the server instead.");
+      } else {
+        say(`Not added: ${body && typeof body.detail === "string" ? body.detail : `status ${response.status}`}`);
+      }
+    } catch {
+      say("The server cannot be reached. Is it running?");
+    } finally {
+      uploadButton.disabled = false;
+    }
+  });
+
   function setBusy(busy) {
     button.disabled = busy;
     button.textContent = busy ? "Asking…" : "Ask";
