@@ -97,7 +97,12 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
         return refused(f"Cannot ask that: {exc}.", 422)
     except Busy as exc:
         return refused(f"{exc}.", 503)
-    turns.append({"kind": "answer", "answer": answer, "reading_order": in_reading_order(answer.citations)})
+    sources: dict[str, list[int]] = {}  # each cited document once, with its citations' ids
+    for citation in answer.citations:
+        sources.setdefault(citation.document, []).append(citation.id)
+    turns.append(
+        {"kind": "answer", "answer": answer, "reading_order": in_reading_order(answer.citations), "sources": sources}
+    )
     if answer.abstained or not answer.citations:
         return _page(request, runtime, turns)
     shown = answer.citations[0].document  # the best citation's document, its cited sentences marked

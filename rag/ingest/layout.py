@@ -8,7 +8,16 @@ from pathlib import Path
 
 from ..errors import InputError
 
-TITLE_CHARACTERS = 120
+TITLE_CHARACTERS = 80  # a longer title (a first line that is a sentence) is cut at a word
+
+
+def short_title(text: str) -> str:
+    """``text`` on one line, cut after a word with "…" when longer than TITLE_CHARACTERS."""
+    flat = " ".join(text.split())
+    if len(flat) <= TITLE_CHARACTERS:
+        return flat
+    cut = flat[: TITLE_CHARACTERS - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:-–—") + "…"
 
 
 @dataclass(frozen=True)
@@ -70,5 +79,4 @@ class Layout:
         if not title or not title.strip():
             first = self._headings[0] if self._headings else None
             title = text[first.start : first.end] if first else text.split("\n", 1)[0]
-        title = " ".join(title.split())[:TITLE_CHARACTERS]
-        return Extracted(text=text, title=title, headings=tuple(self._headings), pages=tuple(self._pages))
+        return Extracted(text=text, title=short_title(title), headings=tuple(self._headings), pages=tuple(self._pages))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .layout import TITLE_CHARACTERS, Extracted
+from .layout import Extracted, short_title
 
 
 def decode_utf8(data: bytes, source: Path) -> str:
@@ -28,4 +28,4 @@ class PlainTextLoader:
     def extract(self, data: bytes, source: Path) -> Extracted:
         text = decode_utf8(data, source)
         title = next(line for line in text.splitlines() if line.strip()).strip()
-        return Extracted(text=text, title=title[:TITLE_CHARACTERS])
+        return Extracted(text=text, title=short_title(title))

@@ -93,10 +93,15 @@
       if (index) text.append(" ");
       text.append(passage(citation), " ", marker(citation, "Citation"));
     });
-    const sources = element("ol", "sources");
+    // Each cited document once, after the markers of its citations.
+    const cited = new Map();
     for (const citation of answer.citations) {
-      const entry = element("li", "", `[${citation.id}] `);
-      entry.append(element("cite", "source", titleOf(citation.document)));
+      cited.set(citation.document, [...(cited.get(citation.document) || []), citation.id]);
+    }
+    const sources = element("ul", "sources");
+    for (const [id, numbers] of cited) {
+      const entry = element("li", "", `${numbers.map((n) => `[${n}]`).join("")} `);
+      entry.append(element("cite", "source", titleOf(id)));
       sources.append(entry);
     }
     item.append(sources);
