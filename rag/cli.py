@@ -35,6 +35,12 @@ def _print_build(report) -> None:
         print(f"Embedded {report.embedded}; {report.sentences - report.embedded} kept their vectors (unchanged)")
     for skipped in report.skipped:
         print(f"Skipped {skipped.path}: {skipped.reason}")
+    if report.left_out:
+        shown = ", ".join(report.left_out[:5]) + (", ..." if len(report.left_out) > 5 else "")
+        print(
+            f"Left out {_plural(len(report.left_out), 'document')} of the previous index ({shown}); "
+            "`rag add PATH` adds documents and keeps the others"
+        )
 
 
 def cmd_index(args: argparse.Namespace) -> int:

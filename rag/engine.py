@@ -8,7 +8,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -52,6 +52,7 @@ class BuildReport:
     seconds: float
     location: Path
     skipped: list[Skipped]
+    left_out: tuple[str, ...] = ()  # ids of the previous index's documents the new one does not hold
 
 
 class Engine:
@@ -100,7 +101,12 @@ class Engine:
                 previous = self._load_checked()
             except RagError:  # none yet, or unusable: a rebuild is its fix
                 previous = None
-            return self._publish(documents, skipped, previous, started, progress, [d.id for d in documents])
+            report = self._publish(documents, skipped, previous, started, progress, [d.id for d in documents])
+        kept = {d.source_sha256 for d in documents}
+        left_out = (
+            [] if previous is None else [d.id for d in previous.documents.values() if d.source_sha256 not in kept]
+        )
+        return replace(report, left_out=tuple(left_out))
 
     def add_documents(self, paths: Sequence[Path], progress: bool = False, language: str | None = None) -> BuildReport:
         """Add the documents under ``paths`` to the live index, in a new generation; a file

@@ -105,3 +105,13 @@ def test_add_without_an_index_says_how_to_make_one(tmp_path, monkeypatch, fake_b
     code, out, err = rag(capsys, "add", str(tmp_path / "a.txt"))
     assert (code, out) == (1, "")
     assert "there is no index" in err and "`rag index` builds one" in err
+
+
+def test_rebuilding_from_other_files_says_which_documents_it_left_out(tmp_path, index_dir, capsys):
+    (tmp_path / "mine.txt").write_text("My own sentence. Another one.", encoding="utf-8")
+    code, out, _ = rag(capsys, "index", "-q", str(tmp_path / "mine.txt"))
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        f"Left out 1 document of the previous index ({ARTICLE_ID}); `rag add PATH` adds documents and keeps the others"
+    )
+    assert set(store.load_index(index_dir).documents) == {"mine"}
