@@ -125,7 +125,16 @@ def test_unknown_documents_and_routes_answer_404_with_a_detail(client):
     reply = client.get("/api/nothing-here")
     assert reply.status_code == 404 and reply.json()["detail"]
     reply = client.get("/api/ask")
-    assert reply.status_code == 405 and reply.json()["detail"]
+    assert reply.status_code == 405 and reply.json()["detail"] and reply.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("PUT", "/api/documents/x", "DELETE, GET"), ("PATCH", "/api/documents", "GET, POST"), ("PUT", "/", "GET, POST")],
+)
+def test_a_wrong_method_names_every_method_of_the_path(client, method, path, allowed):
+    reply = client.request(method, path)
+    assert reply.status_code == 405 and reply.headers["Allow"] == allowed, "not only the first route's"
 
 
 def test_docs_need_nothing_from_another_host(client):

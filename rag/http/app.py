@@ -14,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from ..engine import Engine
 from ..errors import BusyError, InputError, UnsupportedTypeError
@@ -37,6 +39,15 @@ def _describe(exc: RequestValidationError) -> str:
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
         problems.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(problems) or "the request is not valid"
+
+
+def _allowed(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at this request's path."""
+    methods: set[str] = set()
+    for route in [*app.router.routes, *api.router.routes, *page.router.routes]:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
 
 
 def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> FastAPI:
@@ -65,6 +76,15 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     app.include_router(page.router)
     app.include_router(api.router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route whose path matches; a path served by several
+            # (GET and DELETE /api/documents/{id}) allows all of theirs.
+            headers["Allow"] = ", ".join(_allowed(app, request))
+        return problem(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
