@@ -48,7 +48,7 @@ def best_scores(engine: Engine, corpus: list[str], questions: list[str], work: P
     for question in questions:
         encoded = engine.embedder.encode_queries([question])
         found = retrieve(encoded.vectors[0], encoded.tokens[0], index.vectors, index.tokens)
-        scores.append(found.ranked[0].score)
+        scores.append(found.best)
     return np.array(scores)
 
 

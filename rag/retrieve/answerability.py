@@ -58,5 +58,5 @@ def decide(retrieval: Retrieval, thresholds: Thresholds | None, same: float) -> 
         return Decision(answer=False, show_closest=False)
     if thresholds is None:
         return Decision(retrieval.margin >= ANSWER_MARGIN, retrieval.margin >= CLOSEST_MARGIN)
-    best, threshold = retrieval.ranked[0].score, thresholds.threshold(same)
+    best, threshold = retrieval.best, thresholds.threshold(same)
     return Decision(answer=best >= threshold, show_closest=best >= threshold - CLOSEST_GAP)

@@ -38,11 +38,16 @@ class Retrieval:
     background_best: float | None = None  # the best score among the background sentences, if scored
 
     @property
+    def best(self) -> float:
+        """The best score of any candidate (-1 without candidates): answerability's input."""
+        return max((scored.score for scored in self.ranked), default=-1.0)
+
+    @property
     def margin(self) -> float:
         """How much better the best sentence of the index matches than the best background one."""
         if self.background_best is None:
             raise ValueError("the background was not scored for this retrieval")
-        return (self.ranked[0].score if self.ranked else -1.0) - self.background_best
+        return self.best - self.background_best
 
 
 def best_matches(question: np.ndarray, tokens: TokenVectors, texts: Sequence[int] | None = None) -> np.ndarray:
