@@ -16,7 +16,7 @@ import numpy as np
 
 from .answer.base import Answer, Answerer
 from .answer.factory import create_answerer
-from .answer.questions import check_citation_limit, check_question
+from .answer.questions import Turn, check_citation_limit, check_history, check_question, earlier_questions
 from .answer.smalltalk import CHITCHAT, NO_CONTENT, ChitChatHead, has_content, plain_answer
 from .atomic import replace_file
 from .embed.base import Embedder
@@ -312,11 +312,18 @@ class Engine:
         self._index = self.load_index()
         return True
 
-    def answer(self, question: str, top_k: int | None = None, index: LoadedIndex | None = None) -> Answer:
+    def answer(
+        self,
+        question: str,
+        top_k: int | None = None,
+        index: LoadedIndex | None = None,
+        history: Sequence[Turn] = (),
+    ) -> Answer:
         """Answer one question from the index (the live one unless ``index`` is given) with cited
-        sentences, or abstain."""
+        sentences, or abstain; ``history`` holds the conversation's earlier turns, oldest first."""
         text = check_question(question)
         limit = check_citation_limit(top_k)
+        earlier_texts = earlier_questions(check_history(history))
         index = self.index if index is None else index
         if not has_content(text):
             return plain_answer(text, NO_CONTENT)
@@ -328,7 +335,12 @@ class Engine:
             raise InputError("the question has no words to search for")
         # The background is scored only for the fallback decision (a model without thresholds).
         background = index.background if self.thresholds is None else None
-        retrieval = retrieve(encoded.vectors[0], question_tokens, index.vectors, index.tokens, background)
+        earlier = []
+        useful = [t for t in earlier_texts if has_content(t)]  # one without a letter or digit tells nothing
+        if useful:
+            found = self.embedder.encode_queries(useful)
+            earlier = [(v, t) for v, t in zip(found.vectors, found.tokens, strict=True) if len(t)]
+        retrieval = retrieve(encoded.vectors[0], question_tokens, index.vectors, index.tokens, background, earlier)
         return self.answerer.answer(
             text, retrieval, decide(retrieval, self.thresholds, self._same(text, retrieval, index)), index, limit
         )

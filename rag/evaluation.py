@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .answer.base import Answer
+from .answer.questions import Turn
 from .errors import InputError
 
 
@@ -17,6 +18,7 @@ from .errors import InputError
 class Question:
     text: str
     expect: list[str]  # substrings of a sentence that answers it; empty: the article does not answer it
+    history: tuple[str, ...] = ()  # the user's earlier questions in the conversation, oldest first
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,9 @@ def _share(part: float, whole: int) -> float:
 
 
 def read_questions(path: Path) -> list[Question]:
-    """Lines of {"question": ..., "expect": [...]}; a line without "expect" is a question the
-    article does not answer. Blank lines are skipped."""
+    """Lines of {"question": ..., "expect": [...], "history": [...]}; a line without "expect" is a
+    question the article does not answer; "history" holds the user's earlier questions of a
+    conversation, oldest first. Blank lines are skipped."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -114,14 +117,19 @@ def read_questions(path: Path) -> list[Question]:
         except ValueError:
             raise InputError(f"{path}:{number} is not a JSON object") from None
         expect = item.get("expect", []) if isinstance(item, dict) else None
+        history = item.get("history", []) if isinstance(item, dict) else None
         if not (
             isinstance(item, dict)
             and isinstance(item.get("question"), str)
             and isinstance(expect, list)
             and all(isinstance(e, str) and e for e in expect)
+            and isinstance(history, list)
+            and all(isinstance(h, str) and h for h in history)
         ):
-            raise InputError(f'{path}:{number} needs "question" (text) and optionally "expect" (list of text)')
-        questions.append(Question(text=item["question"], expect=expect))
+            raise InputError(
+                f'{path}:{number} needs "question" (text) and optionally "expect" and "history" (lists of text)'
+            )
+        questions.append(Question(text=item["question"], expect=expect, history=tuple(history)))
     if not questions:
         raise InputError(f"{path} holds no questions")
     return questions
@@ -173,11 +181,12 @@ def write_articles(texts: list[str], folder: Path) -> Path:
     return folder
 
 
-def evaluate(questions: list[Question], answer: Callable[[str], Answer]) -> Report:
+def evaluate(questions: list[Question], answer: Callable[..., Answer]) -> Report:
+    """``answer(text, history=turns)`` for each question."""
     report = Report()
     for question in questions:
         started = time.perf_counter()
-        result = answer(question.text)
+        result = answer(question.text, history=[Turn("user", earlier) for earlier in question.history])
         report.outcomes.append(Outcome(question=question, answer=result, seconds=time.perf_counter() - started))
     return report
 

@@ -31,7 +31,7 @@ def test_figures_count_ranks_abstentions_and_misses():
         "off topic, abstained": Answer("", True, "", []),
         "off topic, answered": Answer("", False, "", cite("y")),
     }
-    report = evaluate(questions, lambda text: replies[text])
+    report = evaluate(questions, lambda text, history: replies[text])
     figures = report.figures()
     assert figures["questions"] == 4 and figures["offtopic_questions"] == 2
     assert figures["hit1"] == 1 / 4 and figures["hit3"] == 2 / 4

@@ -83,6 +83,10 @@ def test_ask_returns_the_contract_field_by_field(client):
         if not body["abstained"]:
             assert f"{citation['text']} [{number}]" in body["answer"]
     assert len(client.post("/api/ask", json={**GOOD, "top_k": 1}).json()["citations"]) == 1
+    alone = client.post("/api/ask", json=GOOD).json()
+    assert client.post("/api/ask", json={**GOOD, "history": []}).json() == alone, "no history, same answer"
+    turns = [{"role": "user", "content": "Où ?"}, {"role": "assistant", "content": "À Saint-Pétersbourg [1]"}]
+    assert client.post("/api/ask", json={**GOOD, "history": turns}).status_code == 200
     assert client.post("/api/ask", json={**GOOD, "top_k": 2.0}).status_code == 200
 
 
@@ -103,6 +107,20 @@ BAD_REQUESTS = {
     "top-k-fraction": ({"question": "Qui ?", "top_k": 2.5}, None, "top_k"),
     "top-k-text": ({"question": "Qui ?", "top_k": "3"}, None, "top_k"),
     "top-k-bool": ({"question": "Qui ?", "top_k": True}, None, "top_k"),
+    "history-not-list": ({"question": "Qui ?", "history": "Who?"}, None, "history"),
+    "history-role": ({"question": "Qui ?", "history": [{"role": "system", "content": "x"}]}, None, "history.0.role"),
+    "history-no-content": ({"question": "Qui ?", "history": [{"role": "user"}]}, None, "history.0.content"),
+    "history-21-turns": ({"question": "Qui ?", "history": [{"role": "user", "content": "a"}] * 21}, None, "history"),
+    "history-blank-turn": (
+        {"question": "Qui ?", "history": [{"role": "user", "content": "  "}]},
+        None,
+        "history turn 0: the turn is empty",
+    ),
+    "history-long-turn": (
+        {"question": "Qui ?", "history": [{"role": "user", "content": "x" * 1001}]},
+        None,
+        "history turn 0: the turn has 1001 characters",
+    ),
 }
 
 
@@ -186,6 +204,35 @@ def test_the_form_post_renders_the_answer_escaped(client):
         assert reply.status_code == 422 and 'class="turn error"' in reply.text, fields
     reply = post_form(client, b"question=" + b"x" * 70_000)
     assert reply.status_code == 413 and "over 64 KiB" in reply.json()["detail"]
+
+
+def test_the_form_carries_the_conversation_without_javascript(client):
+    import html
+    import json
+
+    def history_field(page):
+        return json.loads(html.unescape(re.search(r'name="history" value="([^"]*)"', page).group(1)))
+
+    first = post_form(client, urllib.parse.urlencode({"question": "Qui a rencontré Poutine ?"}).encode())
+    assert first.status_code == 200
+    carried = history_field(first.text)
+    assert [t["role"] for t in carried] == ["user", "assistant"] and carried[0][
+        "content"
+    ] == "Qui a rencontré Poutine ?"
+    second = post_form(client, urllib.parse.urlencode({"question": "Où ?", "history": json.dumps(carried)}).encode())
+    assert second.status_code == 200
+    assert second.text.count('class="turn question"') == 2, "the earlier question is shown again"
+    assert 'class="turn answer earlier"' in second.text
+    assert [t["content"] for t in history_field(second.text)][::2] == ["Qui a rencontré Poutine ?", "Où ?"]
+    assert client.post("/api/ask", json={"question": "Où ?", "history": carried}).json()["answer"] in second.text
+    long = [{"role": "user", "content": f"q{i}"} for i in range(20)]
+    kept = history_field(
+        post_form(client, urllib.parse.urlencode({"question": "Où ?", "history": json.dumps(long)}).encode()).text
+    )
+    assert len(kept) == 20 and kept[-2]["content"] == "Où ?", "the last 20 turns go on"
+    for bad in ("not json", json.dumps([{"role": "robot", "content": "x"}]), json.dumps({"role": "user"})):
+        reply = post_form(client, urllib.parse.urlencode({"question": "Où ?", "history": bad}).encode())
+        assert reply.status_code == 422 and 'class="turn error"' in reply.text, bad
 
 
 def test_bodies_over_64_kib_get_413(client):

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi import Path as PathParameter
 
+from ..answer.questions import Turn
 from .runtime import RuntimeDep
 from .schemas import (
     BAD_BODY,
@@ -41,7 +42,8 @@ def readyz(runtime: RuntimeDep):
 async def ask(request: AskRequest, runtime: RuntimeDep):
     if not runtime.ready.is_set():
         return runtime.not_ready()
-    answer = await runtime.admission.run(runtime.engine.answer, request.question, request.top_k)
+    history = [Turn(turn.role, turn.content) for turn in request.history]
+    answer = await runtime.admission.run(runtime.engine.answer, request.question, request.top_k, None, history)
     return answer.to_dict()
 
 

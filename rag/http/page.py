@@ -5,6 +5,7 @@ shown). Templates and static files are package data (``rag/web``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs
@@ -14,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from ..answer.citations import in_reading_order
-from ..answer.questions import MAX_QUESTION_CHARACTERS
+from ..answer.questions import MAX_QUESTION_CHARACTERS, MAX_TURNS, Turn, check_history
 from ..errors import InputError
 from ..store.index import LoadedIndex
 from .admission import Busy
@@ -44,6 +45,20 @@ def _listing(index: LoadedIndex) -> list[dict]:
     ]
 
 
+def _history(field: str) -> list[Turn]:
+    """The conversation the form carries (JSON turns, oldest first); InputError if malformed."""
+    if not field.strip():
+        return []
+    try:
+        items = json.loads(field)
+        turns = [Turn(item["role"], item["content"]) for item in items]
+    except (ValueError, TypeError, KeyError):
+        raise InputError("the conversation sent with the question cannot be read") from None
+    if not all(isinstance(t.role, str) and isinstance(t.content, str) for t in turns):
+        raise InputError("the conversation sent with the question cannot be read")
+    return check_history(turns)
+
+
 def _page(
     request: Request,
     runtime: Runtime,
@@ -52,9 +67,19 @@ def _page(
     marked: set[int] = frozenset(),
     draft: str = "",
     status: int = 200,
+    history: list[Turn] = (),
 ):
     index = runtime.engine.index if runtime.ready.is_set() else None
-    context = {"turns": turns, "draft": draft, "max_question": MAX_QUESTION_CHARACTERS, "ready": index is not None}
+    context = {
+        "turns": turns,
+        "draft": draft,
+        "max_question": MAX_QUESTION_CHARACTERS,
+        "ready": index is not None,
+        # The conversation so far, for the form to send with the next question (the last turns).
+        "history": json.dumps(
+            [{"role": t.role, "content": t.content} for t in history][-MAX_TURNS:], ensure_ascii=False
+        ),
+    }
     if index is not None:
         documents = _listing(index)
         shown = shown if shown in index.documents else documents[0]["id"]
@@ -84,19 +109,32 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
     except UnicodeDecodeError:
         fields = {}  # answered below as an empty question
     question = (fields.get("question") or [""])[0]
-    turns = [{"kind": "question", "text": question}]
+    try:
+        history = _history((fields.get("history") or [""])[0])
+    except InputError as exc:
+        history = []
+        error = str(exc)
+    else:
+        error = None
+    # Earlier turns as text: the questions, and the answers without their markers' links.
+    turns = [{"kind": "earlier-" + t.role, "text": t.content} for t in history]
+    turns.append({"kind": "question", "text": question})
 
     def refused(text: str, status: int):
-        return _page(request, runtime, [*turns, {"kind": "error", "text": text}], draft=question, status=status)
+        turns.append({"kind": "error", "text": text})
+        return _page(request, runtime, turns, draft=question, status=status, history=history)
 
+    if error is not None:
+        return refused(f"Cannot ask that: {error}.", 422)
     if not runtime.ready.is_set():
         return refused(runtime.not_ready_detail(), 503)
     try:
-        answer = await runtime.admission.run(runtime.engine.answer, question)
+        answer = await runtime.admission.run(runtime.engine.answer, question, None, None, history)
     except InputError as exc:
         return refused(f"Cannot ask that: {exc}.", 422)
     except Busy as exc:
         return refused(f"{exc}.", 503)
+    history = [*history, Turn("user", question.strip()), Turn("assistant", answer.answer)]
     sources: dict[str, list[int]] = {}  # each cited document once, with its citations' ids
     for citation in answer.citations:
         sources.setdefault(citation.document, []).append(citation.id)
@@ -104,10 +142,10 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
         {"kind": "answer", "answer": answer, "reading_order": in_reading_order(answer.citations), "sources": sources}
     )
     if answer.abstained or not answer.citations:
-        return _page(request, runtime, turns)
+        return _page(request, runtime, turns, history=history)
     shown = answer.citations[0].document  # the best citation's document, its cited sentences marked
     marked = {c.sentence for c in answer.citations if c.document == shown}
-    return _page(request, runtime, turns, shown, marked)
+    return _page(request, runtime, turns, shown, marked, history=history)
 
 
 @router.get("/page/documents")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
 
-from ..answer.questions import MAX_CITATIONS, MAX_QUESTION_CHARACTERS
+from ..answer.questions import MAX_CITATIONS, MAX_QUESTION_CHARACTERS, MAX_TURNS
 
 
 def _whole_number(value: object) -> int:
@@ -17,10 +17,20 @@ def _whole_number(value: object) -> int:
     return int(value)
 
 
+class TurnIn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str = Field(description="a user turn is checked like the question")
+
+
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARACTERS, description="in any language")
     top_k: Annotated[int, Field(ge=1, le=MAX_CITATIONS), BeforeValidator(_whole_number)] | None = Field(
         default=None, description="most citations (default 3)"
+    )
+    history: list[TurnIn] = Field(
+        default_factory=list,
+        max_length=MAX_TURNS,
+        description="the conversation's earlier turns, oldest first, so that a follow-up resolves",
     )
 
 

@@ -8,6 +8,7 @@
 
 (() => {
   const CHECK_MS = 3000; // how often the index's generation is checked
+  const MAX_TURNS = 20; // earlier turns sent with a question (the API's limit)
   const form = document.getElementById("ask-form");
   const input = document.getElementById("question");
   const button = document.getElementById("ask-button");
@@ -15,6 +16,15 @@
   const pane = document.getElementById("document-pane");
   const notice = document.getElementById("document-notice");
   let generation = document.body.dataset.generation || null;
+  // The conversation so far, oldest first, sent with each question so that follow-ups resolve;
+  // kept in the form's hidden field too, for the form post the page falls back to.
+  const historyField = document.getElementById("history");
+  let history = [];
+  try {
+    history = JSON.parse(historyField.value || "[]");
+  } catch {
+    history = [];
+  }
   let documents = new Map(); // id -> {id, title, language, format}
   for (const link of document.querySelectorAll("#documents a[data-document]")) {
     documents.set(link.dataset.document, { id: link.dataset.document, title: link.textContent });
@@ -262,7 +272,7 @@
       const response = await fetch("/api/ask", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ question }),
+        body: JSON.stringify({ question, history: history.slice(-MAX_TURNS) }),
       });
       if (response.status === 401) {
         form.submit(); // the API needs a key this page does not have: let the server render the answer
@@ -272,6 +282,9 @@
       if (response.ok && body) {
         showAnswer(item, body);
         input.value = "";
+        history.push({ role: "user", content: question }, { role: "assistant", content: body.answer });
+        history = history.slice(-MAX_TURNS);
+        historyField.value = JSON.stringify(history);
       } else {
         const detail = body && typeof body.detail === "string" ? body.detail : `status ${response.status}`;
         item.remove();
