@@ -236,3 +236,21 @@ def test_three_documents_answer_from_the_pdf_marked_in_it_and_a_removal_is_notic
         expect(page.locator("#documents a[data-document]")).to_have_count(3)
         expect(page.locator("#document-pane .document-title")).to_have_text("Glacier report")
         opened.finish("three-documents", server)
+
+
+def test_a_follow_up_on_the_page_is_answered_from_the_right_sentence(visit):
+    from playwright.sync_api import expect
+
+    opened = visit()
+    page = opened.page
+    opened.ask("Who did Steve Witkoff meet yesterday?")
+    expect(page.locator(".turn.answer:not(.pending)")).to_have_count(1, timeout=60_000)
+    opened.ask("What did they discuss?")
+    answers = page.locator(".turn.answer:not(.pending)")
+    expect(answers).to_have_count(2, timeout=60_000)
+    follow_up = answers.last
+    assert follow_up.get_attribute("data-abstained") == "false"
+    follow_up.locator('[data-citation="1"]').click()
+    mark = page.locator("#document-pane mark")
+    expect(mark).to_have_count(1)
+    assert "pour discuter de l’Ukraine et d’autres questions" in mark.inner_text()
