@@ -73,11 +73,8 @@ def api_json(content: dict) -> str:
     return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
-    answer = _engine().answer(args.question, args.top_k)
-    if args.json:
-        print(api_json(answer.to_dict()))
-        return 0
+def _print_answer(answer) -> None:
+    """The answer for a person, then where each cited sentence is."""
     print(answer.answer)
     if answer.citations:
         print("\nClosest passages:" if answer.abstained else "")
@@ -88,7 +85,48 @@ def cmd_ask(args: argparse.Namespace) -> int:
         )
         if answer.abstained:
             print(f"    {citation.text}")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    answer = _engine().answer(args.question, args.top_k)
+    if args.json:
+        print(api_json(answer.to_dict()))
+    else:
+        _print_answer(answer)
     return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A conversation in the terminal: each question answered with the earlier ones as history,
+    as POST /api/ask answers it. Line editing and recall of earlier lines come from readline."""
+    import readline  # noqa: F401 - input() gains line editing and history
+
+    from .answer.questions import MAX_TURNS, Turn
+    from .errors import InputError
+
+    engine = _engine()
+    engine.index  # noqa: B018 - a missing index is an error before the first prompt, not after it
+    history: list[Turn] = []
+    print("Ask about the documents; a follow-up may refer to earlier questions. Ctrl-D leaves.", file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as a shell does
+            print(file=sys.stderr)
+            continue
+        if not line.strip():
+            continue
+        try:
+            answer = engine.answer(line, args.top_k, history=history[-MAX_TURNS:])
+        except InputError as exc:
+            print(f"rag: {exc}", file=sys.stderr)
+            continue
+        _print_answer(answer)
+        print()
+        history += [Turn("user", line.strip()), Turn("assistant", answer.answer)]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -215,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print exactly the JSON of POST /api/ask")
     ask.add_argument("--top-k", type=int, default=None, metavar="N", help="most citations, 1 to 10 (default 3)")
     ask.set_defaults(handler=cmd_ask)
+
+    chat = commands.add_parser(
+        "chat",
+        help="hold a conversation in the terminal, with follow-ups",
+        description='Ask one question after another; a follow-up ("Did they hold?") is resolved with the '
+        "earlier questions, as POST /api/ask does with history. Up and down recall earlier lines; Ctrl-D leaves.",
+    )
+    chat.add_argument("--top-k", type=int, default=None, metavar="N", help="most citations, 1 to 10 (default 3)")
+    chat.set_defaults(handler=cmd_chat)
 
     serve = commands.add_parser(
         "serve",

@@ -156,3 +156,33 @@ def test_rag_ask_refuses_a_bad_citation_limit(index_dir, capsys, option, bad):
     else:
         code, _, err = rag(capsys, "ask", option, bad, "Qui ?")
         assert code == 1 and err == "rag: error: top_k must be from 1 to 10, not 0\n"
+
+
+def test_rag_chat_answers_each_line_with_the_earlier_ones_as_history(index_dir, capsys, monkeypatch, fake_backend):
+    import io
+
+    from rag.answer.questions import Turn
+    from rag.engine import Engine
+
+    lines = ["Qui a rencontré Vladimir Poutine ?", "", "Et où ?", "x" * 1001, "Pourquoi ?"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    code, out, err = rag(capsys, "chat")
+    assert code == 0 and "Ctrl-D leaves" in err
+    assert "rag: the question has 1001 characters" in err, "a refused line says why and the chat goes on"
+    engine = Engine(Settings(embedding_model="fake", backend="fake", index_dir=index_dir))
+    history, expected = [], []
+    for question in ("Qui a rencontré Vladimir Poutine ?", "Et où ?", "Pourquoi ?"):
+        answer = engine.answer(question, history=history)
+        expected.append(answer)
+        history += [Turn("user", question), Turn("assistant", answer.answer)]
+    for answer in expected:
+        assert answer.answer in out
+        for citation in answer.citations:
+            assert f"[{citation.id}] {citation.document}, sentence {citation.sentence}, characters" in out
+    assert out.count("> ") >= 5
+
+
+def test_rag_chat_without_an_index_fails_before_the_first_prompt(tmp_path, monkeypatch, capsys, fake_backend):
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "none"))
+    code, out, err = rag(capsys, "chat")
+    assert (code, out) == (1, "") and "rag index" in err
