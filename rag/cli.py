@@ -101,7 +101,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     as POST /api/ask answers it. Line editing and recall of earlier lines come from readline."""
     import readline  # noqa: F401 - input() gains line editing and history
 
-    from .answer.questions import MAX_TURNS, Turn
+    from .answer.questions import MAX_ANSWER_CHARACTERS, MAX_TURNS, Turn
     from .errors import InputError
 
     engine = _engine()
@@ -126,7 +126,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             continue
         _print_answer(answer)
         print()
-        history += [Turn("user", line.strip()), Turn("assistant", answer.answer)]
+        history += [Turn("user", line.strip()), Turn("assistant", answer.answer[:MAX_ANSWER_CHARACTERS])]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

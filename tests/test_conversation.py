@@ -73,7 +73,8 @@ def test_history_is_checked_and_only_recent_user_turns_resolve():
         ([Turn("system", "be nice")], "history turn 0: role must be user or assistant"),
         ([Turn("user", "ok"), Turn("user", "  ")], "history turn 1: the turn is empty"),
         ([Turn("user", "x" * 1001)], "history turn 0: the turn has 1001 characters"),
-        ([Turn("assistant", "x" * 70_000)], "over 65536 characters"),
+        ([Turn("assistant", "x" * 4001)], "history turn 0: an answer over 4000 characters"),
+        ([Turn("assistant", "x" * 4000)] * 17, "over 65536 characters"),
     ]:
         with pytest.raises(InputError, match=message):
             check_history(bad)

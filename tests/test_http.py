@@ -108,18 +108,26 @@ BAD_REQUESTS = {
     "top-k-text": ({"question": "Qui ?", "top_k": "3"}, None, "top_k"),
     "top-k-bool": ({"question": "Qui ?", "top_k": True}, None, "top_k"),
     "history-not-list": ({"question": "Qui ?", "history": "Who?"}, None, "history"),
-    "history-role": ({"question": "Qui ?", "history": [{"role": "system", "content": "x"}]}, None, "history.0.role"),
-    "history-no-content": ({"question": "Qui ?", "history": [{"role": "user"}]}, None, "history.0.content"),
+    "history-role": (
+        {"question": "Qui ?", "history": [{"role": "system", "content": "x"}]},
+        None,
+        "expected tags: 'user', 'assistant'",
+    ),
+    "history-no-content": (
+        {"question": "Qui ?", "history": [{"role": "user"}]},
+        None,
+        "history.0.user.content: Field required",
+    ),
     "history-21-turns": ({"question": "Qui ?", "history": [{"role": "user", "content": "a"}] * 21}, None, "history"),
     "history-blank-turn": (
         {"question": "Qui ?", "history": [{"role": "user", "content": "  "}]},
         None,
-        "history turn 0: the turn is empty",
+        "history.0.user",
     ),
     "history-long-turn": (
         {"question": "Qui ?", "history": [{"role": "user", "content": "x" * 1001}]},
         None,
-        "history turn 0: the turn has 1001 characters",
+        "at most 1000 characters",
     ),
 }
 

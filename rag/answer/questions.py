@@ -12,6 +12,7 @@ DEFAULT_CITATIONS = 3
 MAX_CITATIONS = 10
 MAX_TURNS = 20  # earlier turns of a conversation sent with a question
 MAX_HISTORY_CHARACTERS = 64 * 1024  # all of their contents together
+MAX_ANSWER_CHARACTERS = 4000  # an earlier answer; only the user's turns resolve a follow-up
 EARLIER_QUESTIONS = 2  # the most recent user turns a follow-up is resolved with
 ROLES = ("user", "assistant")
 
@@ -53,6 +54,8 @@ def check_history(history: Sequence[Turn]) -> list[Turn]:
     for number, turn in enumerate(history):
         if turn.role not in ROLES:
             raise InputError(f"history turn {number}: role must be user or assistant, not {turn.role!r}")
+        if turn.role == "assistant" and len(turn.content) > MAX_ANSWER_CHARACTERS:
+            raise InputError(f"history turn {number}: an answer over {MAX_ANSWER_CHARACTERS} characters")
         if turn.role == "user":
             try:
                 check_question(turn.content)

@@ -19,9 +19,10 @@ from starlette.routing import Match, Route
 
 from ..engine import Engine
 from ..errors import BusyError, InputError, UnsupportedTypeError
-from . import api, page
+from . import api, openai_api, page
 from .admission import Busy
 from .middleware import BodyLimit, Guard
+from .openai_api import openai_error
 from .runtime import Runtime
 from .schemas import problem
 
@@ -76,6 +77,15 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     app.include_router(page.router)
     app.include_router(api.router)
+    app.include_router(openai_api.router)
+
+    def refusal(request: Request, status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+        """A refusal in the shape of the route's protocol: OpenAI's under /v1/, ours elsewhere.
+        OpenAI answers a request it cannot take with 400, where ours says 422."""
+        if request.url.path.startswith(openai_api.PREFIX):
+            kind = "server_error" if status >= 500 else "invalid_request_error"
+            return openai_error(400 if status == 422 else status, detail, kind, headers=headers)
+        return problem(status, detail, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -84,22 +94,22 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
             # Starlette names only the first route whose path matches; a path served by several
             # (GET and DELETE /api/documents/{id}) allows all of theirs.
             headers["Allow"] = ", ".join(_allowed(app, request))
-        return problem(exc.status_code, str(exc.detail), headers)
+        return refusal(request, exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem(422, _describe(exc))
+        return refusal(request, 422, _describe(exc))
 
     @app.exception_handler(InputError)
     async def invalid_input(request: Request, exc: InputError) -> JSONResponse:
-        return problem(415 if isinstance(exc, UnsupportedTypeError) else 422, str(exc))
+        return refusal(request, 415 if isinstance(exc, UnsupportedTypeError) else 422, str(exc))
 
     @app.exception_handler(BusyError)
     async def building(request: Request, exc: BusyError) -> JSONResponse:
-        return problem(409, str(exc), headers={"Retry-After": "5"})
+        return refusal(request, 409, str(exc), headers={"Retry-After": "5"})
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:
-        return problem(503, str(exc), headers={"Retry-After": "1"})
+        return refusal(request, 503, str(exc), headers={"Retry-After": "1"})
 
     return app

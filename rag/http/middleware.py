@@ -8,6 +8,8 @@ import json
 
 from starlette.datastructures import Headers
 
+from .openai_api import PREFIX as OPENAI_PREFIX
+from .openai_api import openai_error
 from .schemas import problem
 
 SECURITY_HEADERS = {
@@ -18,6 +20,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 NEEDS_KEY = "this API needs a key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+KEYED = ("/api/", OPENAI_PREFIX)  # the paths the key guards; the page and the probes stay open
 
 
 def _has_key(headers: Headers, key: str) -> bool:
@@ -28,7 +31,7 @@ def _has_key(headers: Headers, key: str) -> bool:
 
 
 class Guard:
-    """The security headers on every response, and the API key for /api/* when one is set."""
+    """The security headers on every response, and the API key for /api/* and /v1/* when one is set."""
 
     def __init__(self, app, api_key: str | None):
         self.app, self.api_key = app, api_key
@@ -43,8 +46,13 @@ class Guard:
                 message = {**message, "headers": [*message.get("headers", []), *self.headers]}
             await send(message)
 
-        if self.api_key and scope["path"].startswith("/api/") and not _has_key(Headers(scope=scope), self.api_key):
-            refusal = problem(401, NEEDS_KEY, headers={"WWW-Authenticate": "Bearer"})
+        path = scope["path"]
+        if self.api_key and path.startswith(KEYED) and not _has_key(Headers(scope=scope), self.api_key):
+            headers = {"WWW-Authenticate": "Bearer"}
+            if path.startswith(OPENAI_PREFIX):
+                refusal = openai_error(401, NEEDS_KEY, code="invalid_api_key", headers=headers)
+            else:
+                refusal = problem(401, NEEDS_KEY, headers=headers)
             return await refusal(scope, receive, send_with_headers)
         await self.app(scope, receive, send_with_headers)
 

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from ..answer.citations import in_reading_order
-from ..answer.questions import MAX_QUESTION_CHARACTERS, MAX_TURNS, Turn, check_history
+from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_QUESTION_CHARACTERS, MAX_TURNS, Turn, check_history
 from ..errors import InputError
 from ..store.index import LoadedIndex
 from .admission import Busy
@@ -134,7 +134,7 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
         return refused(f"Cannot ask that: {exc}.", 422)
     except Busy as exc:
         return refused(f"{exc}.", 503)
-    history = [*history, Turn("user", question.strip()), Turn("assistant", answer.answer)]
+    history = [*history, Turn("user", question.strip()), Turn("assistant", answer.answer[:MAX_ANSWER_CHARACTERS])]
     sources: dict[str, list[int]] = {}  # each cited document once, with its citations' ids
     for citation in answer.citations:
         sources.setdefault(citation.document, []).append(citation.id)

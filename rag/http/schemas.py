@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
 
-from ..answer.questions import MAX_CITATIONS, MAX_QUESTION_CHARACTERS, MAX_TURNS
+from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_CITATIONS, MAX_QUESTION_CHARACTERS, MAX_TURNS
 
 
 def _whole_number(value: object) -> int:
@@ -17,9 +17,16 @@ def _whole_number(value: object) -> int:
     return int(value)
 
 
-class TurnIn(BaseModel):
-    role: Literal["user", "assistant"]
-    content: str = Field(description="a user turn is checked like the question")
+class UserTurn(BaseModel):
+    role: Literal["user"]
+    content: str = Field(
+        min_length=1, max_length=MAX_QUESTION_CHARACTERS, pattern=r"\S", description="an earlier question"
+    )
+
+
+class AssistantTurn(BaseModel):
+    role: Literal["assistant"]
+    content: str = Field(max_length=MAX_ANSWER_CHARACTERS, description="an earlier answer")
 
 
 class AskRequest(BaseModel):
@@ -27,7 +34,7 @@ class AskRequest(BaseModel):
     top_k: Annotated[int, Field(ge=1, le=MAX_CITATIONS), BeforeValidator(_whole_number)] | None = Field(
         default=None, description="most citations (default 3)"
     )
-    history: list[TurnIn] = Field(
+    history: list[Annotated[UserTurn | AssistantTurn, Field(discriminator="role")]] = Field(
         default_factory=list,
         max_length=MAX_TURNS,
         description="the conversation's earlier turns, oldest first, so that a follow-up resolves",

@@ -9,6 +9,7 @@
 (() => {
   const CHECK_MS = 3000; // how often the index's generation is checked
   const MAX_TURNS = 20; // earlier turns sent with a question (the API's limit)
+  const MAX_ANSWER = 4000; // characters of an earlier answer the API takes (only questions resolve)
   const form = document.getElementById("ask-form");
   const input = document.getElementById("question");
   const button = document.getElementById("ask-button");
@@ -282,7 +283,7 @@
       if (response.ok && body) {
         showAnswer(item, body);
         input.value = "";
-        history.push({ role: "user", content: question }, { role: "assistant", content: body.answer });
+        history.push({ role: "user", content: question }, { role: "assistant", content: body.answer.slice(0, MAX_ANSWER) });
         history = history.slice(-MAX_TURNS);
         historyField.value = JSON.stringify(history);
       } else {

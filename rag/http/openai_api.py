@@ -1,0 +1,155 @@
+"""The OpenAI Chat Completions protocol over the engine: POST /v1/chat/completions (plain or
+streamed as server-sent events) and GET /v1/models, so that any OpenAI client or chat front end
+can ask the documents. The last user message is the question, the earlier user and assistant
+messages its history; the answer is the same as POST /api/ask gives, its citations in an extra
+``citations`` field of the message. Errors on these routes have OpenAI's shape."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter
+from fastapi import Path as PathParameter
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_TURNS, Turn
+from .runtime import RuntimeDep
+
+MODEL = "rag"
+CREATED = 1764000000  # when the model was first served, for /v1/models (a fixed time, as OpenAI lists)
+PREFIX = "/v1/"
+WORDS_PER_CHUNK = 8  # a streamed answer arrives a few words at a time
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    error: ErrorDetail
+
+
+def _errors(*statuses: int) -> dict:
+    return {status: {"model": OpenAIError} for status in statuses}
+
+
+def openai_error(status: int, message: str, kind: str = "invalid_request_error", param=None, code=None, headers=None):
+    """An error in OpenAI's shape."""
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # name, tool_calls, ... are not used
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return " ".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    # Sampling and the like (temperature, top_p, max_tokens, stop, seed, user, tools, ...) do not
+    # apply to answers made of the documents' sentences: accepted and ignored, as OpenAI ignores
+    # what a model does not use.
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"model": MODEL, "messages": [{"role": "user", "content": "Who met Putin?"}]}]},
+    )
+    model: str = Field(examples=[MODEL])
+    messages: Annotated[list[Message], Field(min_length=1)]
+    stream: StrictBool = False
+    n: StrictInt = Field(default=1, description="only 1")
+
+
+def _chunk(base: dict, delta: dict, finish: str | None = None) -> str:
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    return (
+        "data: "
+        + json.dumps({**base, "object": "chat.completion.chunk", "choices": [choice]}, ensure_ascii=False)
+        + "\n\n"
+    )
+
+
+def _stream(base: dict, content: str, citations: list[dict]) -> Iterator[str]:
+    yield _chunk(base, {"role": "assistant", "content": ""})
+    words = content.split(" ")
+    for start in range(0, len(words), WORDS_PER_CHUNK):
+        piece = " ".join(words[start : start + WORDS_PER_CHUNK])
+        yield _chunk(base, {"content": piece if start == 0 else " " + piece})
+    yield _chunk(base, {"citations": citations}, finish="stop")
+    yield "data: [DONE]\n\n"
+
+
+@router.get("/models", responses=_errors(401))
+def models():
+    return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "rag"}]}
+
+
+@router.get("/models/{model}", responses=_errors(404))
+def model(model: Annotated[str, PathParameter(examples=[MODEL])]):
+    if model != MODEL:
+        return openai_error(404, f"The model `{model}` does not exist.", param="model", code="model_not_found")
+    return {"id": MODEL, "object": "model", "created": CREATED, "owned_by": "rag"}
+
+
+STREAMED = {
+    200: {
+        "description": "a chat.completion, or with stream: true chat.completion.chunk events ending with [DONE]",
+        "content": {
+            "application/json": {},
+            "text/event-stream": {"schema": {"oneOf": [{"type": "object"}, {"type": "string"}]}},
+        },
+    }
+}
+
+
+@router.post("/chat/completions", responses={**STREAMED, **_errors(400, 401, 404, 413, 503)})
+async def chat_completions(request: ChatRequest, runtime: RuntimeDep):
+    if request.model != MODEL:
+        return openai_error(404, f"The model `{request.model}` does not exist.", param="model", code="model_not_found")
+    if request.n != 1:
+        return openai_error(400, "n must be 1: there is one answer per question", param="n")
+    *earlier, last = request.messages
+    if last.role != "user":
+        return openai_error(400, "the last message must be the user's question", param="messages")
+    if not runtime.ready.is_set():
+        return openai_error(503, runtime.not_ready_detail(), "server_error", headers={"Retry-After": "5"})
+    # The last turns only: a long conversation goes on, as with OpenAI, instead of being refused.
+    # Answers are cut to the length the history takes: only the user's turns resolve a follow-up.
+    history = [
+        Turn(m.role, m.text() if m.role == "user" else m.text()[:MAX_ANSWER_CHARACTERS])
+        for m in earlier
+        if m.role in ("user", "assistant") and m.text().strip()
+    ][-MAX_TURNS:]
+    answer = await runtime.admission.run(runtime.engine.answer, last.text(), None, None, history)
+    body = answer.to_dict()
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": MODEL}
+    if request.stream:
+        return StreamingResponse(_stream(base, body["answer"], body["citations"]), media_type="text/event-stream")
+    message = {
+        "role": "assistant",
+        "content": body["answer"],
+        "refusal": None,
+        "citations": body["citations"],
+        "abstained": body["abstained"],
+    }
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    return {**base, "object": "chat.completion", "choices": [choice]}
