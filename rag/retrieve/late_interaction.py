@@ -45,14 +45,13 @@ class Retrieval:
     question_tokens: np.ndarray  # the question's token vectors the scores compare
     ranked: list[Scored]  # best first
     background_best: float | None = None  # the best score among the background sentences, if scored
-    resolved: float | None = None  # a follow-up's first sentence, scored with the earlier questions
 
     @property
     def best(self) -> float:
-        """The best score of any candidate (-1 without candidates), or of the first sentence with
-        the earlier questions if higher: answerability's input."""
-        best = max((scored.score for scored in self.ranked), default=-1.0)
-        return best if self.resolved is None else max(best, self.resolved)
+        """The question's best score for any candidate (-1 without candidates): answerability's
+        input. The earlier questions of a conversation choose among near-ties but do not raise
+        it: measured, that answered no more follow-ups and more near-topic questions."""
+        return max((scored.score for scored in self.ranked), default=-1.0)
 
     @property
     def margin(self) -> float:
@@ -98,7 +97,6 @@ def retrieve(
     coverage = best_matches(question_tokens, tokens, candidates)
     scores = coverage.mean(axis=1)
     order = scores
-    resolved = None
     if earlier and candidates:
         weights = [EARLIER_DECAY**turn for turn in range(len(earlier))]
         context = sum(
@@ -107,7 +105,6 @@ def retrieve(
         mixed = (scores + EARLIER_WEIGHT * context / sum(weights)) / (1 + EARLIER_WEIGHT)
         near = scores >= scores.max() - EARLIER_TIE
         order = np.where(near, 2 + mixed, scores)  # the near-ties first, by how well they fit the conversation
-        resolved = float(mixed[int(np.argmax(order))])
     ranked = [
         Scored(row=candidates[i], score=float(scores[i]), coverage=coverage[i])
         for i in sorted(range(len(candidates)), key=lambda i: (-order[i], candidates[i]))
@@ -115,4 +112,4 @@ def retrieve(
     background_best = None
     if background is not None:
         background_best = float(best_matches(question_tokens, background).mean(axis=1).max(initial=-1.0))
-    return Retrieval(question_tokens, ranked, background_best, resolved)
+    return Retrieval(question_tokens, ranked, background_best)
