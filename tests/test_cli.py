@@ -186,3 +186,22 @@ def test_rag_chat_without_an_index_fails_before_the_first_prompt(tmp_path, monke
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "none"))
     code, out, err = rag(capsys, "chat")
     assert (code, out) == (1, "") and "rag index" in err
+
+
+def test_an_index_folder_that_cannot_be_written_fails_in_one_line(tmp_path, monkeypatch, capsys, fake_backend):
+    from rag.store import generations
+
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("not a folder")
+    code, out, err = rag(capsys, "index", "-q")
+    assert (code, out) == (1, "")
+    assert err == f"rag: error: the index folder {tmp_path / 'a-file'} is a file; set RAG_INDEX_DIR to a folder\n"
+
+    def read_only(path, mode="r", *args, **kwargs):  # as a read-only folder refuses anyone but root
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setattr(generations, "open", read_only, raising=False)
+    code, out, err = rag(capsys, "index", "-q")
+    assert (code, out) == (1, "")
+    assert err == f"rag: error: cannot write in the index folder {tmp_path / 'index'}: Permission denied\n"

@@ -202,3 +202,45 @@ def test_files_of_other_types_among_documents_are_skipped_and_named_hidden_ones_
             f"{tmp_path / 'photo.png'} is not a .txt, .md, .markdown, .html, .htm or .pdf file",
         )
     ]
+
+
+def test_anything_but_a_regular_file_is_refused_at_once_or_skipped_and_named(tmp_path):
+    import os
+
+    pipe = tmp_path / "pipe.txt"
+    os.mkfifo(pipe)  # reading it would wait for a writer forever
+    with pytest.raises(InputError, match=r"pipe\.txt is not a regular file"):
+        load_documents([pipe])
+    zero = tmp_path / "zero.txt"
+    zero.symlink_to("/dev/zero")  # reading it would never end
+    with pytest.raises(InputError, match=r"zero\.txt is not a regular file"):
+        load_documents([zero])
+    (tmp_path / "good.txt").write_text("One sentence.", encoding="utf-8")
+    documents, skipped = load_documents([tmp_path])
+    assert [d.id for d in documents] == ["good"]
+    assert sorted((s.path, s.reason) for s in skipped) == [
+        (str(pipe), f"{pipe} is not a regular file"),
+        (str(zero), f"{zero} is not a regular file"),
+    ]
+
+
+def test_a_folder_that_cannot_be_read_is_named(tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "good.txt").write_text("One sentence.", encoding="utf-8")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "secret.txt").write_text("Hidden from us.", encoding="utf-8")
+    scandir = os.scandir
+
+    def refusing(path="."):  # as chmod 000 does for anyone but root
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    documents, skipped = load_documents([tmp_path])
+    assert [d.id for d in documents] == ["good"]
+    locked = tmp_path / "locked"
+    assert [(s.path, s.reason) for s in skipped] == [
+        (str(locked), f"cannot read the folder {locked}: Permission denied")
+    ]

@@ -39,9 +39,9 @@ def test_not_ready_until_loaded_and_alive_throughout(tmp_path):
         assert response.status_code == 503 and response.headers["Retry-After"] == "5"
         assert response.json() == {"detail": "the model and index are still loading"}
     page = client.get("/")
-    assert page.status_code == 503 and "still loading" in page.text
+    assert page.status_code == 503 and "still loading" in page.text and page.headers["Retry-After"] == "5"
     form = client.post("/", data={"question": "Qui ?"})
-    assert form.status_code == 503 and 'class="turn error"' in form.text
+    assert form.status_code == 503 and 'class="turn error"' in form.text and form.headers["Retry-After"] == "5"
     with client:
         wait_ready(client)
         assert client.post("/api/ask", json=GOOD).status_code == 200
@@ -154,9 +154,31 @@ def test_unknown_documents_and_routes_answer_404_with_a_detail(client):
     assert reply.status_code == 405 and reply.json()["detail"] and reply.headers["Allow"] == "POST"
 
 
+@pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/api/documents", "/api/documents/000_8cb13a5d0c7818f1"])
+def test_head_answers_where_get_does_without_a_body(client, path):
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_a_number_too_long_to_read_is_a_422_and_bytes_that_are_not_text_a_400(client):
+    json_type = {"Content-Type": "application/json"}
+    reply = client.post("/api/ask", content=b'{"question": "x", "top_k": ' + b"9" * 4400 + b"}", headers=json_type)
+    assert reply.status_code == 422 and reply.json()["detail"].startswith(
+        "the body is not valid JSON: Exceeds the limit"
+    )
+    reply = client.post("/api/ask", content=b'{"question": "\xff"}', headers=json_type)
+    assert reply.status_code == 400 and reply.json() == {"detail": "the body is not UTF-8 text"}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
-    [("PUT", "/api/documents/x", "DELETE, GET"), ("PATCH", "/api/documents", "GET, POST"), ("PUT", "/", "GET, POST")],
+    [
+        ("PUT", "/api/documents/x", "DELETE, GET, HEAD"),
+        ("PATCH", "/api/documents", "GET, HEAD, POST"),
+        ("PATCH", "/", "GET, HEAD, POST"),
+        ("POST", "/healthz", "GET, HEAD"),
+    ],
 )
 def test_a_wrong_method_names_every_method_of_the_path(client, method, path, allowed):
     reply = client.request(method, path)

@@ -169,8 +169,17 @@ def test_new_build_replaces_the_live_one_and_cleans_up(tmp_path):
     assert (tmp_path / generations.CURRENT).read_text().strip() == built[-1].name
     assert not leftover.exists()
     kept = sorted(p.name for p in tmp_path.glob("gen-*"))
-    assert len(kept) == generations.KEEP_GENERATIONS and built[-1].name in kept
+    assert kept == [built[-2].name, built[-1].name], "the live build and the one live before it"
     assert not first.exists()
+
+
+def test_a_build_killed_before_it_went_live_does_not_push_out_the_last_live_one(tmp_path):
+    live, *_ = build(tmp_path, seed=1)
+    orphan = tmp_path / "gen-000002-20261124T000000Z"  # renamed into place, killed before CURRENT moved
+    orphan.mkdir()
+    (orphan / store.VECTORS).write_bytes(b"never live")
+    newest, *_ = build(tmp_path, seed=2)
+    assert sorted(p.name for p in tmp_path.glob("gen-*")) == [live.name, newest.name]
 
 
 def test_only_one_build_at_a_time(tmp_path):

@@ -28,11 +28,13 @@ DocumentId = Annotated[str, PathParameter(examples=["000_8cb13a5d0c7818f1"])]
 router = APIRouter()
 
 
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz")
 def healthz() -> dict:
     return {"status": "alive"}
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get("/readyz", responses=NOT_READY)
 def readyz(runtime: RuntimeDep):
     return {"status": "ready"} if runtime.ready.is_set() else runtime.not_ready()
@@ -47,6 +49,7 @@ async def ask(request: AskRequest, runtime: RuntimeDep):
     return answer.to_dict()
 
 
+@router.head("/api/documents/{document_id}", include_in_schema=False)
 @router.get(
     "/api/documents/{document_id}",
     response_model=DocumentOut,
@@ -61,6 +64,7 @@ def document(document_id: DocumentId, runtime: RuntimeDep):
     return {"id": found.id, "title": found.title, "text": found.text}
 
 
+@router.head("/api/documents", include_in_schema=False)
 @router.get("/api/documents", response_model=DocumentList, responses=NOT_READY)
 def documents(runtime: RuntimeDep):
     if not runtime.ready.is_set():

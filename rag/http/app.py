@@ -94,6 +94,12 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
             # Starlette names only the first route whose path matches; a path served by several
             # (GET and DELETE /api/documents/{id}) allows all of theirs.
             headers["Allow"] = ", ".join(_allowed(app, request))
+        cause = exc.__cause__  # FastAPI's body parsing failed for a reason JSON's own errors do not cover
+        if exc.status_code == 400 and isinstance(cause, ValueError) and not isinstance(cause, UnicodeDecodeError):
+            # e.g. a 4,400-digit number, past Python's limit for converting digits to an int
+            return refusal(request, 422, f"the body is not valid JSON: {str(cause).split(';')[0]}")
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+            return refusal(request, 400, "the body is not UTF-8 text")
         return refusal(request, exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)

@@ -69,6 +69,7 @@ def _page(
     status: int = 200,
     history: list[Turn] = (),
 ):
+    # A page refused for now says when to come back, as the API does.
     index = runtime.engine.index if runtime.ready.is_set() else None
     context = {
         "turns": turns,
@@ -90,9 +91,11 @@ def _page(
             generation=index.generation,
             document=document_view(index.documents[shown], index.sentences, marked),
         )
-    return templates.TemplateResponse(request, "page.html", context, status_code=status)
+    headers = {"Retry-After": "5" if index is None else "1"} if status == 503 else None
+    return templates.TemplateResponse(request, "page.html", context, status_code=status, headers=headers)
 
 
+@router.head("/", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, runtime: RuntimeDep, document: Annotated[str | None, Query(max_length=300)] = None):
     if not runtime.ready.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -19,21 +20,44 @@ def kinds() -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def _walk(folder: Path, skipped: dict[Path, Skipped]) -> list[Path]:
+    """Every file under ``folder``, hidden files and folders left out; a subfolder that cannot
+    be read, and anything that is not a regular file (a FIFO, a device), go to ``skipped``."""
+    found = []
+
+    def unreadable(error: OSError) -> None:
+        where = Path(error.filename or folder)
+        skipped[where] = Skipped(str(where), f"cannot read the folder {where}: {error.strerror}")
+
+    for root, folders, files in os.walk(folder, onerror=unreadable):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            if path.is_file():
+                found.append(path)
+            else:
+                skipped[path] = Skipped(str(path), f"{path} is not a regular file")
+    return found
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
     """The document files named by ``paths`` (files, or folders searched recursively, hidden
-    files left out), sorted; and the files of other types, skipped. A file of another type
-    given alone is an error."""
+    files left out), sorted; and what was skipped: files of other types, things that are not
+    regular files, folders that cannot be read. A file of another type given alone is an error."""
     paths = list(paths)
     found: set[Path] = set()
     skipped: dict[Path, Skipped] = {}
     for path in paths:
         if not path.exists():
             raise InputError(f"no such file or folder: {path}")
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)) if path.is_dir() else [path]
+        if path.is_dir():
+            files = _walk(path, skipped)
+        elif path.is_file():
+            files = [path]
+        else:
+            raise InputError(f"{path} is not a regular file (a FIFO or a device cannot be indexed)")
         for file in files:
             if file.suffix.lower() in LOADERS:
                 found.add(file)

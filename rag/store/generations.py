@@ -16,19 +16,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic import remove_leftovers, replace_file, staged_folder
-from ..errors import BusyError, IndexInvalidError, IndexMissingError
+from ..errors import BusyError, IndexInvalidError, IndexMissingError, RagError
 from .manifest import FIX
 
 CURRENT = "CURRENT"
-KEEP_GENERATIONS = 2  # the live one and the one before, for readers still on it
 _LOCK = ".build.lock"
 _GEN_PREFIX = "gen-"
 
 
 @contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / _LOCK, "a") as handle:
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(index_dir / _LOCK, "a")  # noqa: SIM115 - closed by the with below
+    except FileExistsError:
+        raise RagError(f"the index folder {index_dir} is a file; set RAG_INDEX_DIR to a folder") from None
+    except OSError as exc:
+        raise RagError(f"cannot write in the index folder {index_dir}: {exc.strerror}") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -45,11 +50,9 @@ def _next_number(index_dir: Path) -> int:
     return max(numbers, default=0) + 1
 
 
-def _remove_old_generations(index_dir: Path, live: str) -> None:
-    generations = sorted(p for p in index_dir.glob(_GEN_PREFIX + "*") if p.is_dir())
-    keep = {live} | {p.name for p in generations[-KEEP_GENERATIONS:]}
-    for old in generations:
-        if old.name not in keep:
+def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:
+    for old in index_dir.glob(_GEN_PREFIX + "*"):
+        if old.is_dir() and old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -60,8 +63,14 @@ def publish(index_dir: Path, files: dict[str, bytes]) -> Path:
     with staged_folder(index_dir / name) as staged:
         for file_name, data in files.items():
             (staged / file_name).write_bytes(data)
+    try:
+        previous = live_generation(index_dir).name
+    except IndexInvalidError:  # none yet, or a pointer to nothing
+        previous = None
     replace_file(index_dir / CURRENT, (name + "\n").encode("ascii"))
-    _remove_old_generations(index_dir, live=name)
+    # The live build and the one live before it stay; a build killed before it went live left a
+    # generation that never was, and it goes too.
+    _remove_old_generations(index_dir, keep={name, previous} - {None})
     return index_dir / name
 
 
