@@ -139,8 +139,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def stop() -> None:
         server.should_exit = True
 
-    app = create_app(_engine(), on_fatal=stop)
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
+    engine = _engine()
+    app = create_app(engine, on_fatal=stop)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        limit_concurrency=engine.settings.max_connections,  # beyond: 503 at once, memory bounded
+        timeout_keep_alive=5,  # an idle kept-alive connection closes after 5 s
+    )
+    server = uvicorn.Server(config)
     print(f"Serving on http://{args.host}:{args.port}/ (Ctrl+C stops)", file=sys.stderr)
     server.run()
     failure = app.state.runtime.failure

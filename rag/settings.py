@@ -56,6 +56,8 @@ class Settings:
     queue_seconds: int = 10  # longest wait in that queue before 503
     api_key: str | None = field(default=None, repr=False)  # when set, /api/* needs it
     max_upload_mb: int = 20  # largest file POST /api/documents takes
+    allowed_hosts: tuple[str, ...] = ()  # Host headers served (empty: any); "*.example.org" allowed
+    max_connections: int = 256  # open connections and tasks before new requests get 503
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -75,4 +77,6 @@ class Settings:
             queue_seconds=_positive_int("RAG_QUEUE_SECONDS", 10),
             api_key=env("RAG_API_KEY") or None,
             max_upload_mb=_positive_int("RAG_MAX_UPLOAD_MB", 20),
+            allowed_hosts=tuple(h.strip() for h in (env("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()),
+            max_connections=_positive_int("RAG_MAX_CONNECTIONS", 256),
         )

@@ -164,3 +164,36 @@ def test_schemathesis_on_the_openai_routes(server):
     """The same on /v1/, but for one check: OpenAI answers a schema-valid request for an unknown
     model (any string) with 404, and so do we (test_openai_api.py)."""
     schemathesis(server, "--include-path-regex", "^/v1/", "--exclude-checks", "positive_data_acceptance")
+
+
+def raw_request(server, data: bytes) -> bytes:
+    """The server's whole reply to ``data`` sent as is on one connection."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(data)
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_smuggling_shapes_and_host_headers_get_no_purchase(server):
+    both = raw_request(
+        server,
+        b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+    )
+    assert both.startswith(b"HTTP/1.1 400 ") and b"both Content-Length and Transfer-Encoding" in both
+    slash = raw_request(server, b"GET /healthz/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+    assert slash.startswith(b"HTTP/1.1 404 ") and b"evil.example" not in slash, "no redirect built from Host"
+    assert call(server.base, "/healthz")[0] == 200
+
+
+def test_allowed_hosts_refuse_other_host_headers(tmp_path):
+    from .conftest import running_server
+
+    with running_server(tmp_path, RAG_ALLOWED_HOSTS="127.0.0.1, localhost") as server:
+        assert call(server.base, "/healthz")[0] == 200
+        other = raw_request(server, b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+        assert other.startswith(b"HTTP/1.1 400 ")

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Match, Route
 
 from ..engine import Engine
@@ -68,11 +69,14 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
         lifespan=lifespan,
         docs_url=None,  # Swagger UI would load its assets from a CDN; /openapi.json stays
         redoc_url=None,
+        redirect_slashes=False,  # its redirect builds Location from the Host header a client chose
     )
     app.state.runtime = runtime
     # An upload's multipart body holds the file and a little more.
     upload_bytes = engine.settings.max_upload_mb * 1024 * 1024 + MULTIPART_OVERHEAD
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, larger={"/api/documents": upload_bytes})
+    if engine.settings.allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(engine.settings.allowed_hosts))
     app.add_middleware(Guard, api_key=engine.settings.api_key)  # added last, so outermost: every response
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     app.include_router(page.router)

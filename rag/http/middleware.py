@@ -68,17 +68,25 @@ class BodyLimit:
     def _size(limit: int) -> str:
         return f"{limit // 1024 // 1024} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
 
-    async def _refuse(self, send, limit: int) -> None:
-        body = json.dumps({"detail": f"the body is over {self._size(limit)}"}).encode()
+    @staticmethod
+    async def _answer(send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _refuse(self, send, limit: int) -> None:
+        await self._answer(send, 413, f"the body is over {self._size(limit)}")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = self.larger.get(scope["path"], self.default)
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        headers = dict(scope["headers"])
+        if b"content-length" in headers and b"transfer-encoding" in headers:
+            # Two lengths that a proxy and this server may read differently: request smuggling.
+            return await self._answer(send, 400, "a request may not carry both Content-Length and Transfer-Encoding")
+        declared = headers.get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > limit:
             return await self._refuse(send, limit)
         received = 0
