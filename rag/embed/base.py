@@ -68,6 +68,26 @@ def prompt_token_counts(count_tokens, prompts: dict[str, str]) -> dict[str, int]
     return {prompt: count_tokens(prompt + "word") - count_tokens("word") for prompt in prompts.values()}
 
 
+QUESTION_TOKENS = 128  # a question is read up to here (about 90 English words); a passage to the model's limit
+
+
+def shorten_questions(ids: np.ndarray, mask: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask (padded on the right) cut to QUESTION_TOKENS, each row keeping
+    its first tokens and its closing one. Questions come from anyone: this bounds what one costs
+    in time and memory (1,000 random CJK characters: 512 tokens and 140 ms; 128 and 25 ms)."""
+    if ids.shape[1] <= QUESTION_TOKENS:
+        return ids, mask
+    short_ids = np.full((len(ids), QUESTION_TOKENS), pad_id, dtype=ids.dtype)
+    short_mask = np.zeros((len(ids), QUESTION_TOKENS), dtype=mask.dtype)
+    for row, (row_ids, row_mask) in enumerate(zip(ids, mask, strict=True)):
+        real = row_ids[row_mask.astype(bool)]
+        if len(real) > QUESTION_TOKENS:
+            real = np.concatenate([real[: QUESTION_TOKENS - 1], real[-1:]])
+        short_ids[row, : len(real)] = real
+        short_mask[row, : len(real)] = 1
+    return short_ids, short_mask
+
+
 class BatchedEmbedder:
     """What the model embedders share: batching, progress, and the two public encoders; a
     subclass runs one batch."""
@@ -77,10 +97,11 @@ class BatchedEmbedder:
     dimension: int
     token_dimension: int
 
-    def _encode_batch(self, texts: list[str], prompt: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _encode_batch(self, texts: list[str], prompt: str, query: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``query``: the texts are questions (which a subclass may read shorter than passages)."""
         raise NotImplementedError
 
-    def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> Encoded:
+    def _encode(self, texts: Sequence[str], prompt: str, progress: bool, query: bool) -> Encoded:
         from tqdm.auto import tqdm
 
         # Batches of similar length waste little on padding; results go back in input order.
@@ -90,14 +111,14 @@ class BatchedEmbedder:
         starts = range(0, len(texts), self.batch_size)
         for start in tqdm(starts, desc="Embedding", unit="batch", disable=not progress):
             rows = order[start : start + self.batch_size]
-            pooled, batch_tokens = self._encode_batch([prompt + texts[i] for i in rows], prompt)
+            pooled, batch_tokens = self._encode_batch([prompt + texts[i] for i in rows], prompt, query)
             vectors[rows] = pooled
             for row, row_tokens in zip(rows, batch_tokens, strict=True):
                 tokens[row] = row_tokens
         return Encoded(vectors=vectors, tokens=tokens)
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> Encoded:
-        return self._encode(texts, self.prompts["document"], progress)
+        return self._encode(texts, self.prompts["document"], progress, query=False)
 
     def encode_queries(self, texts: Sequence[str]) -> Encoded:
-        return self._encode(texts, self.prompts["query"], progress=False)
+        return self._encode(texts, self.prompts["query"], progress=False, query=True)

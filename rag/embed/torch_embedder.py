@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..settings import DEFAULT_MODEL
-from .base import BatchedEmbedder, encode_outputs, prompt_token_counts, token_layers
+from .base import BatchedEmbedder, encode_outputs, prompt_token_counts, shorten_questions, token_layers
 from .default_model import PROMPTS, ensure_default_model
 
 
@@ -69,10 +69,20 @@ class TorchEmbedder(BatchedEmbedder):
             lambda text: len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"]), self.prompts
         )
 
-    def _encode_batch(self, texts: list[str], prompt: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _encode_batch(self, texts: list[str], prompt: str, query: bool) -> tuple[np.ndarray, list[np.ndarray]]:
         import torch
 
         features = self.model.preprocess(texts)
+        if query:
+            ids, mask = shorten_questions(
+                features["input_ids"].numpy(), features["attention_mask"].numpy(), self.model.tokenizer.pad_token_id
+            )
+            width = ids.shape[1]  # other per-token inputs (token types) are cut to the same width
+            features = {
+                key: value[:, :width] if isinstance(value, torch.Tensor) and value.dim() == 2 else value
+                for key, value in features.items()
+            }
+            features.update(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
         with torch.inference_mode():
             hidden = self.model(features)["all_layer_embeddings"]
         ids, mask = features["input_ids"].numpy(), features["attention_mask"].numpy()
