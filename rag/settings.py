@@ -31,6 +31,17 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+def _api_key(raw: str | None) -> str | None:
+    """RAG_API_KEY as clients can send it: printable ASCII without surrounding spaces."""
+    if not raw:
+        return None
+    if raw != raw.strip() or not raw.isascii() or not raw.isprintable():
+        raise RagError(
+            "RAG_API_KEY must be printable ASCII without spaces around it (no client could send another one to match)"
+        )
+    return raw
+
+
 def choose(name: str, value: str, choices: Collection[str]) -> str:
     """``value`` if it is one of ``choices`` (a registry's names, say), else a one-line error
     naming the setting and what it may be."""
@@ -75,7 +86,7 @@ class Settings:
             max_running=_positive_int("RAG_MAX_RUNNING", 2),
             max_waiting=_positive_int("RAG_MAX_WAITING", 64),
             queue_seconds=_positive_int("RAG_QUEUE_SECONDS", 10),
-            api_key=env("RAG_API_KEY") or None,
+            api_key=_api_key(env("RAG_API_KEY")),
             max_upload_mb=_positive_int("RAG_MAX_UPLOAD_MB", 20),
             allowed_hosts=tuple(h.strip() for h in (env("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()),
             max_connections=_positive_int("RAG_MAX_CONNECTIONS", 256),

@@ -278,7 +278,9 @@ def test_no_cors_unless_configured(client):
     assert "Access-Control-Allow-Origin" not in reply.headers
 
 
-def test_an_api_key_guards_the_api_but_not_the_page(tmp_path):
+def test_an_api_key_guards_everything_but_the_probes_static_files_and_sign_in(tmp_path, monkeypatch):
+    from rag.http import access
+
     engine = Engine(fake_settings(tmp_path / "index", api_key="s3cret-key"), embedder=FakeEmbedder())
     with TestClient(create_app(engine)) as guarded:
         wait_ready(guarded)
@@ -290,6 +292,53 @@ def test_an_api_key_guards_the_api_but_not_the_page(tmp_path):
         assert guarded.post("/api/ask", json=GOOD, headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
         assert guarded.post("/api/ask", json=GOOD, headers={"authorization": "bearer s3cret-key"}).status_code == 200
         assert guarded.post("/api/ask", json=GOOD, headers={"X-API-Key": "s3cret-key"}).status_code == 200
-        assert guarded.get("/healthz").status_code == 200 and guarded.get("/").status_code == 200
+        assert guarded.get("/healthz").status_code == 200 and guarded.get("/readyz").status_code == 200
+        assert guarded.get("/static/chat.js").status_code == 200
+
+        # The page and its parts: a sign-in form, and nothing of the documents.
+        article = guarded.get("/api/documents/000_8cb13a5d0c7818f1", headers={"X-API-Key": "s3cret-key"}).json()
+        for method, path in [("GET", "/"), ("POST", "/"), ("GET", "/page/documents"), ("GET", "/page/documents/x")]:
+            reply = guarded.request(method, path)
+            assert reply.status_code == 401 and 'name="key"' in reply.text, path
+            assert article["text"][:40] not in reply.text and "Witkoff" not in reply.text
+        wrong = guarded.post("/signin", data={"key": "s3cret-ke"}, follow_redirects=False)
+        assert wrong.status_code == 401 and "That key is not right." in wrong.text and "set-cookie" not in wrong.headers
+        right = guarded.post("/signin", data={"key": "s3cret-key"}, follow_redirects=False)
+        assert right.status_code == 303 and right.headers["location"] == "/"
+        cookie = right.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=43200" in cookie
+        assert "Secure" not in cookie, "plain HTTP here; behind HTTPS it is Secure"
+        page = guarded.get("/")
+        assert page.status_code == 200 and "Witkoff" in page.text, "the cookie opens the page"
+        assert guarded.post("/api/ask", json=GOOD).status_code == 200, "and the API for the page's script"
         reply = post_form(guarded, urllib.parse.urlencode(GOOD).encode())
-        assert reply.status_code == 200 and 'data-abstained="' in reply.text, "the page's own form still answers"
+        assert reply.status_code == 200 and 'data-abstained="' in reply.text
+
+        token = guarded.cookies[access.COOKIE]
+        guarded.cookies.clear()
+        guarded.cookies.set(access.COOKIE, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+        assert guarded.get("/").status_code == 401, "a tampered cookie opens nothing"
+        guarded.cookies.clear()
+        guarded.cookies.set(access.COOKIE, token)
+        monkeypatch.setattr(access, "SESSION_SECONDS", -1)
+        assert guarded.get("/").status_code == 401, "nor an expired one"
+        monkeypatch.undo()
+        assert guarded.get("/").status_code == 200
+        out = guarded.post("/signout", follow_redirects=False)
+        assert out.status_code == 303 and 'rag_session=""' in out.headers["set-cookie"]
+
+    secure = TestClient(create_app(engine), base_url="https://testserver")
+    with secure:
+        wait_ready(secure)
+        assert (
+            "Secure" in secure.post("/signin", data={"key": "s3cret-key"}, follow_redirects=False).headers["set-cookie"]
+        )
+
+
+@pytest.mark.parametrize("key", [" s3cret", "s3cret ", "clé-secrète", "tab\tkey"])
+def test_a_key_no_client_could_send_is_refused_at_start(monkeypatch, key):
+    from rag.errors import RagError
+
+    monkeypatch.setenv("RAG_API_KEY", key)
+    with pytest.raises(RagError, match="RAG_API_KEY must be printable ASCII without spaces around it"):
+        Settings.from_env()

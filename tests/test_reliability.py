@@ -10,6 +10,7 @@ import threading
 import time
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 
 from rag.store.generations import CURRENT
@@ -172,9 +173,15 @@ def test_an_api_key_is_asked_for_by_the_real_server_and_never_logged(tmp_path):
         status, reply_headers, reply = call(guarded.base, "/api/ask", question, headers={"X-API-Key": "s3cret-ke"})
         assert status == 401 and "needs a key" in reply["detail"] and reply_headers["WWW-Authenticate"] == "Bearer"
         assert call(guarded.base, "/api/ask", question, headers={"Authorization": "Bearer s3cret-key"})[0] == 200
-        assert call(guarded.base, "/")[0] == 200
+        status, _, html = call(guarded.base, "/")
+        assert status == 401 and 'name="key"' in html and "Witkoff" not in html, "the page asks for the key"
         status, _, html = call(guarded.base, "/", raw=urlencode(question).encode(), form=True)
-        assert status == 200 and 'data-abstained="false"' in html, "the page's own form still answers"
+        assert status == 401 and "Witkoff" not in html
+        with httpx.Client(base_url=guarded.base, follow_redirects=False, timeout=60) as browser:
+            signed_in = browser.post("/signin", data={"key": "s3cret-key"})
+            assert signed_in.status_code == 303 and "HttpOnly" in signed_in.headers["set-cookie"]
+            page = browser.get("/")  # the session cookie, kept by the client
+            assert page.status_code == 200 and "Witkoff" in page.text
         assert "s3cret-key" not in guarded.output(), "the key is never logged"
 
 

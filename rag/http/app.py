@@ -21,6 +21,7 @@ from starlette.routing import Match, Route
 from ..engine import Engine
 from ..errors import BusyError, InputError, UnsupportedTypeError
 from . import api, openai_api, page
+from .access import Sessions
 from .admission import Busy
 from .middleware import BodyLimit, Guard
 from .openai_api import openai_error
@@ -77,7 +78,10 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, larger={"/api/documents": upload_bytes})
     if engine.settings.allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(engine.settings.allowed_hosts))
-    app.add_middleware(Guard, api_key=engine.settings.api_key)  # added last, so outermost: every response
+    key = engine.settings.api_key
+    app.state.sessions = Sessions(key) if key else None
+    # Added last, so outermost: every response carries its headers.
+    app.add_middleware(Guard, api_key=key, sessions=app.state.sessions, signin_page=page.signin_page)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     app.include_router(page.router)
     app.include_router(api.router)

@@ -3,11 +3,13 @@ layer and request: a task and a stream each)."""
 
 from __future__ import annotations
 
-import hmac
 import json
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 
 from starlette.datastructures import Headers
 
+from .access import COOKIE, Sessions, is_open, key_matches
 from .openai_api import PREFIX as OPENAI_PREFIX
 from .openai_api import openai_error
 from .schemas import problem
@@ -20,22 +22,37 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 NEEDS_KEY = "this API needs a key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
-KEYED = ("/api/", OPENAI_PREFIX)  # the paths the key guards; the page and the probes stay open
+KEYED = ("/api/", OPENAI_PREFIX)  # API paths: refused in their own shape without the key
 
 
 def _has_key(headers: Headers, key: str) -> bool:
-    """Compared in constant time, so response times do not tell how much of a guess was right."""
     authorization = headers.get("authorization", "")
     offered = authorization[7:] if authorization[:7].lower() == "bearer " else headers.get("x-api-key", "")
-    return hmac.compare_digest(offered.encode(), key.encode())
+    return key_matches(offered, key)
 
 
 class Guard:
-    """The security headers on every response, and the API key for /api/* and /v1/* when one is set."""
+    """The security headers on every response; and, when an API key is set, the key (or the
+    session cookie of a browser that signed in with it) for everything but the probes, the
+    static files and the sign-in (access.py). A browser without it gets the sign-in page."""
 
-    def __init__(self, app, api_key: str | None):
-        self.app, self.api_key = app, api_key
+    def __init__(self, app, api_key: str | None, sessions: Sessions | None, signin_page: Callable):
+        self.app, self.api_key, self.sessions, self.signin_page = app, api_key, sessions, signin_page
         self.headers = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+
+    def _allowed(self, scope) -> bool:
+        if not self.api_key or is_open(scope["path"]):
+            return True
+        headers = Headers(scope=scope)
+        if _has_key(headers, self.api_key):
+            return True
+        cookies = SimpleCookie()
+        try:
+            cookies.load(headers.get("cookie", ""))
+        except CookieError:
+            return False
+        session = cookies.get(COOKIE)
+        return self.sessions is not None and self.sessions.valid(session.value if session else None)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -47,12 +64,14 @@ class Guard:
             await send(message)
 
         path = scope["path"]
-        if self.api_key and path.startswith(KEYED) and not _has_key(Headers(scope=scope), self.api_key):
+        if not self._allowed(scope):
             headers = {"WWW-Authenticate": "Bearer"}
             if path.startswith(OPENAI_PREFIX):
                 refusal = openai_error(401, NEEDS_KEY, code="invalid_api_key", headers=headers)
-            else:
+            elif path.startswith(KEYED):
                 refusal = problem(401, NEEDS_KEY, headers=headers)
+            else:  # the page and its parts: sign in first
+                refusal = self.signin_page(None)
             return await refusal(scope, receive, send_with_headers)
         await self.app(scope, receive, send_with_headers)
 

@@ -11,13 +11,14 @@ from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from ..answer.citations import in_reading_order
 from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_QUESTION_CHARACTERS, MAX_TURNS, Turn, check_history
 from ..errors import InputError
 from ..store.index import LoadedIndex
+from .access import COOKIE, SESSION_SECONDS, key_matches
 from .admission import Busy
 from .runtime import Runtime, RuntimeDep
 from .schemas import problem
@@ -171,3 +172,51 @@ def fragment(request: Request, document_id: str, runtime: RuntimeDep):
         return problem(404, f"there is no document {document_id!r}")
     view = document_view(found, index.sentences)
     return templates.TemplateResponse(request, "_document.html", {"document": view, "generation": index.generation})
+
+
+def signin_page(error: str | None, status: int = 401) -> HTMLResponse:
+    """The sign-in form, and nothing of the documents."""
+    return HTMLResponse(templates.get_template("signin.html").render(error=error), status_code=status)
+
+
+async def _form_field(request: Request, name: str) -> str:
+    try:
+        fields = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return ""
+    return (fields.get(name) or [""])[0]
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_form(runtime: RuntimeDep):
+    if not runtime.engine.settings.api_key:
+        return problem(404, "this server needs no key")
+    return signin_page(None, status=200)
+
+
+@router.post("/signin", response_class=HTMLResponse)
+async def signin(request: Request, runtime: RuntimeDep):
+    """The key typed in the form: right, a signed session cookie and on to the page; wrong, the
+    form again, with no hint of how close it was."""
+    key = runtime.engine.settings.api_key
+    if not key:
+        return problem(404, "this server needs no key")
+    if not key_matches(await _form_field(request, "key"), key):
+        return signin_page("That key is not right.")
+    response = RedirectResponse("/", status_code=303)  # a path: nothing taken from the Host header
+    response.set_cookie(
+        COOKIE,
+        request.app.state.sessions.issue(),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/signout")
+def signout():
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+    return response
