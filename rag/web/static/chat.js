@@ -245,7 +245,7 @@
         await show(body.id).catch(() => false);
         say(`Added “${body.title}” (${body.sentences} sentences).`);
       } else if (response.status === 401) {
-        say("Adding documents needs the API key; use `rag add` on the server instead.");
+        say("The session has ended: reload the page and sign in again.");
       } else {
         say(`Not added: ${body && typeof body.detail === "string" ? body.detail : `status ${response.status}`}`);
       }
@@ -276,7 +276,7 @@
         body: JSON.stringify({ question, history: history.slice(-MAX_TURNS) }),
       });
       if (response.status === 401) {
-        form.submit(); // the API needs a key this page does not have: let the server render the answer
+        form.submit(); // the session has ended: the server shows the sign-in form
         return;
       }
       const body = await response.json().catch(() => null);
