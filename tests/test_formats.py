@@ -244,3 +244,11 @@ def test_a_folder_that_cannot_be_read_is_named(tmp_path, monkeypatch):
     assert [(s.path, s.reason) for s in skipped] == [
         (str(locked), f"cannot read the folder {locked}: Permission denied")
     ]
+
+
+@pytest.mark.parametrize("name", ["bom.txt", "bom.md"])
+def test_a_byte_order_mark_is_not_text(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes("\ufeffTitle line\n\nA sentence.".encode())
+    document = read_document(path)
+    assert document.title == "Title line" and not document.text.startswith("\ufeff")
