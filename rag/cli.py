@@ -139,13 +139,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def stop() -> None:
         server.should_exit = True
 
+    from .http.protocol import HeadDeadlineProtocol
+
     engine = _engine()
     app = create_app(engine, on_fatal=stop)
+    protocol = type("Protocol", (HeadDeadlineProtocol,), {"head_seconds": engine.settings.head_seconds})
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         log_level="info",
+        http=protocol,  # a request's head must arrive within RAG_HEAD_SECONDS
         limit_concurrency=engine.settings.max_connections,  # beyond: 503 at once, memory bounded
         timeout_keep_alive=5,  # an idle kept-alive connection closes after 5 s
     )

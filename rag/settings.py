@@ -69,6 +69,7 @@ class Settings:
     max_upload_mb: int = 20  # largest file POST /api/documents takes
     allowed_hosts: tuple[str, ...] = ()  # Host headers served (empty: any); "*.example.org" allowed
     max_connections: int = 256  # open connections and tasks before new requests get 503
+    head_seconds: int = 10  # time a client has to send a request's line and headers
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -90,4 +91,5 @@ class Settings:
             max_upload_mb=_positive_int("RAG_MAX_UPLOAD_MB", 20),
             allowed_hosts=tuple(h.strip() for h in (env("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()),
             max_connections=_positive_int("RAG_MAX_CONNECTIONS", 256),
+            head_seconds=_positive_int("RAG_HEAD_SECONDS", 10),
         )

@@ -203,3 +203,45 @@ def test_rag_ask_refuses_a_damaged_file_in_one_line(server, tmp_path):
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("rag: error: ") and result.stderr.count("\n") == 1
     assert name in result.stderr and "run `rag index` to rebuild it" in result.stderr
+
+
+def test_slow_heads_are_cut_off_and_normal_requests_still_served(tmp_path):
+    """50 connections that send a header byte every 0.3 s ("slowloris"), bounded to a few
+    seconds: each is closed once RAG_HEAD_SECONDS (1 here) has passed; a normal request made
+    meanwhile is answered, and a kept-alive connection gets a new deadline after each response."""
+    import socket
+    import time
+
+    with running_server(tmp_path, RAG_HEAD_SECONDS="1") as server:
+        slow = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(50)]
+        started = time.monotonic()
+        closed = set()
+        for connection in slow:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\n")
+        while len(closed) < len(slow) and time.monotonic() - started < 6:
+            for number, connection in enumerate(slow):
+                if number in closed:
+                    continue
+                try:
+                    connection.sendall(b"X")
+                    connection.setblocking(False)
+                    if connection.recv(1) == b"":
+                        closed.add(number)
+                except BlockingIOError:
+                    pass
+                except OSError:  # reset by the server
+                    closed.add(number)
+                finally:
+                    connection.setblocking(True)
+            assert call(server.base, "/healthz", timeout=5)[0] == 200
+            time.sleep(0.3)
+        elapsed = time.monotonic() - started
+        for connection in slow:
+            connection.close()
+        assert len(closed) == len(slow) and elapsed < 4, (len(closed), elapsed)
+
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as kept:
+            for _ in range(2):  # two requests on one connection, 0.6 s apart: each within its deadline
+                kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert kept.recv(4096).startswith(b"HTTP/1.1 200 ")
+                time.sleep(0.6)
