@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag import atomic
-from rag.errors import BusyError, IndexInvalidError, IndexMissingError
+from rag.errors import BusyError, IndexInvalidError, IndexMissingError, RagError
 from rag.ingest.discover import read_document
 from rag.ingest.segment import split_sentences
 from rag.store import faiss_index, generations
@@ -207,3 +207,26 @@ def test_a_build_that_dies_midway_leaves_the_last_good_index(tmp_path, monkeypat
     latest, *_ = build(tmp_path, seed=3)
     assert store.load_index(tmp_path).generation == latest.name
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_full_disk_fails_in_one_line_and_leaves_the_live_index(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    live, *_ = build(tmp_path, seed=1)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    write_bytes = Path.write_bytes
+
+    def full(self, data):
+        if self.name == store.TOKENS:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(
+        RagError, match=r"cannot write the new index \(\d+ MB\) in .*: No space left on device; the index"
+    ):
+        build(tmp_path, seed=2)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing left behind"
+    assert store.load_index(tmp_path).generation == live.name
