@@ -118,7 +118,7 @@ class Engine:
             known = {str(Path(d.path).resolve()): d.id for d in current.documents.values()}
             added, skipped = load_documents(paths, language, taken=current.documents, known=known)
             replaced = {document.id for document in added}
-            kept = [d for d in self._in_row_order(current) if d.id not in replaced]
+            kept = [d for d in current.in_row_order if d.id not in replaced]
             return self._publish(kept + added, skipped, current, started, progress, [d.id for d in added])
 
     def remove_documents(self, ids: Sequence[str]) -> BuildReport:
@@ -129,7 +129,8 @@ class Engine:
             unknown = [i for i in ids if i not in current.documents]
             if unknown:
                 raise InputError(f"no document {unknown[0]!r} in the index; `rag documents` lists them")
-            kept = [d for d in self._in_row_order(current) if d.id not in set(ids)]
+            removed = set(ids)
+            kept = [d for d in current.in_row_order if d.id not in removed]
             if not kept:
                 raise InputError("that would leave the index empty; `rag index PATH` builds one from other documents")
             report = self._publish(kept, [], current, started, progress=False)
@@ -164,9 +165,7 @@ class Engine:
     def documents(self) -> list[dict]:
         """The index's documents as GET /api/documents lists them, in index order."""
         index = self.index
-        counts: dict[str, int] = {}
-        for sentence in index.sentences:
-            counts[sentence.document] = counts.get(sentence.document, 0) + 1
+        counts = index.sentence_counts
         return [
             {
                 "id": d.id,
@@ -176,7 +175,7 @@ class Engine:
                 "sentences": counts.get(d.id, 0),
                 "sha256": d.source_sha256,
             }
-            for d in self._in_row_order(index)
+            for d in index.in_row_order
         ]
 
     def _current(self) -> LoadedIndex:
@@ -186,13 +185,6 @@ class Engine:
             raise IndexMissingError(
                 f"there is no index in {self.settings.index_dir} yet; `rag index` builds one"
             ) from None
-
-    @staticmethod
-    def _in_row_order(index: LoadedIndex) -> list[Document]:
-        first_row: dict[str, int] = {}
-        for row, sentence in enumerate(index.sentences):
-            first_row.setdefault(sentence.document, row)
-        return sorted(index.documents.values(), key=lambda d: first_row.get(d.id, len(index.sentences)))
 
     def _publish(
         self,

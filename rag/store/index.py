@@ -61,6 +61,20 @@ class LoadedIndex:
         )
 
     @cached_property
+    def sentence_counts(self) -> dict[str, int]:
+        """Each document's number of sentences, in the order its rows start (index order)."""
+        counts: dict[str, int] = {}
+        for sentence in self.sentences:
+            counts[sentence.document] = counts.get(sentence.document, 0) + 1
+        return counts
+
+    @cached_property
+    def in_row_order(self) -> tuple[Document, ...]:
+        """The documents in the order of their rows; one without sentences last."""
+        counts = self.sentence_counts
+        return tuple([self.documents[i] for i in counts] + [d for d in self.documents.values() if d.id not in counts])
+
+    @cached_property
     def titles(self) -> tuple[str, ...]:
         """The documents' titles (their ids when untitled), sorted, each once."""
         return tuple(sorted({document.title or document.id for document in self.documents.values()}))
