@@ -3,7 +3,6 @@ layer and request: a task and a stream each)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 
@@ -87,15 +86,8 @@ class BodyLimit:
     def _size(limit: int) -> str:
         return f"{limit // 1024 // 1024} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
 
-    @staticmethod
-    async def _answer(send, status: int, detail: str) -> None:
-        body = json.dumps({"detail": detail}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _refuse(self, send, limit: int) -> None:
-        await self._answer(send, 413, f"the body is over {self._size(limit)}")
+    async def _refuse(self, scope, receive, send, limit: int) -> None:
+        await problem(413, f"the body is over {self._size(limit)}")(scope, receive, send)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -104,10 +96,11 @@ class BodyLimit:
         headers = dict(scope["headers"])
         if b"content-length" in headers and b"transfer-encoding" in headers:
             # Two lengths that a proxy and this server may read differently: request smuggling.
-            return await self._answer(send, 400, "a request may not carry both Content-Length and Transfer-Encoding")
+            refusal = problem(400, "a request may not carry both Content-Length and Transfer-Encoding")
+            return await refusal(scope, receive, send)
         declared = headers.get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > limit:
-            return await self._refuse(send, limit)
+            return await self._refuse(scope, receive, send, limit)
         received = 0
         refused = False
 
@@ -119,7 +112,7 @@ class BodyLimit:
             received += len(message.get("body", b""))
             if received > limit:
                 refused = True
-                await self._refuse(send, limit)
+                await self._refuse(scope, receive, send, limit)
                 return {"type": "http.disconnect"}
             return message
 
