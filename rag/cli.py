@@ -205,6 +205,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reading_options(command: argparse.ArgumentParser) -> None:
+    """The options of the commands that read documents (index, add)."""
+    command.add_argument(
+        "--language", metavar="CODE", help="the documents' language (ISO 639, e.g. en), instead of detecting it"
+    )
+    command.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _top_k_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--top-k", type=int, default=None, metavar="N", help="most citations, 1 to 10 (default 3)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag",
@@ -221,10 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "types in a folder are skipped and named.",
     )
     index.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders (default: seeds/)")
-    index.add_argument(
-        "--language", metavar="CODE", help="the documents' language (ISO 639, e.g. en), instead of detecting it"
-    )
-    index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _reading_options(index)
     index.set_defaults(handler=cmd_index)
 
     add = commands.add_parser(
@@ -235,8 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "documents are embedded.",
     )
     add.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
-    add.add_argument("--language", metavar="CODE", help="their language (ISO 639), instead of detecting it")
-    add.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _reading_options(add)
     add.set_defaults(handler=cmd_add)
 
     remove = commands.add_parser(
@@ -264,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("question", metavar="QUESTION")
     ask.add_argument("--json", action="store_true", help="print exactly the JSON of POST /api/ask")
-    ask.add_argument("--top-k", type=int, default=None, metavar="N", help="most citations, 1 to 10 (default 3)")
+    _top_k_option(ask)
     ask.set_defaults(handler=cmd_ask)
 
     chat = commands.add_parser(
@@ -273,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='Ask one question after another; a follow-up ("Did they hold?") is resolved with the '
         "earlier questions, as POST /api/ask does with history. Up and down recall earlier lines; Ctrl-D leaves.",
     )
-    chat.add_argument("--top-k", type=int, default=None, metavar="N", help="most citations, 1 to 10 (default 3)")
+    _top_k_option(chat)
     chat.set_defaults(handler=cmd_chat)
 
     serve = commands.add_parser(
