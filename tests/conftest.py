@@ -245,3 +245,25 @@ def index_dir(tmp_path, monkeypatch, fake_backend, capsys):
     code, _, err = rag(capsys, "index", "-q")
     assert code == 0, err
     return tmp_path / "index"
+
+
+def fake_engine(index_dir, **settings):
+    """An engine on the fake embedder, its seeds the bundled article."""
+    from rag.engine import Engine
+
+    return Engine(
+        Settings(embedding_model="fake", backend="fake", index_dir=index_dir, seeds_dir=SEEDS, **settings),
+        embedder=FakeEmbedder(),
+    )
+
+
+@contextmanager
+def ready_client(engine, **options):
+    """FastAPI's TestClient over the app for ``engine``, once it is ready to answer."""
+    from fastapi.testclient import TestClient
+
+    from rag.http.app import create_app
+
+    with TestClient(create_app(engine), **options) as client:
+        wait_ready(client)
+        yield client

@@ -9,30 +9,23 @@ import urllib.parse
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.engine import Engine
 from rag.http.app import create_app
 from rag.settings import Settings
 
-from .conftest import SEEDS, FakeEmbedder, wait_ready
+from .conftest import fake_engine, ready_client, wait_ready
 
 GOOD = {"question": "Qui a rencontré Vladimir Poutine ?"}
-
-
-def fake_settings(index_dir, **overrides):
-    return Settings(embedding_model="fake", backend="fake", index_dir=index_dir, seeds_dir=SEEDS, **overrides)
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     """The app on an empty index folder: it builds the index from the seeds, then serves."""
-    engine = Engine(fake_settings(tmp_path_factory.mktemp("http") / "index"), embedder=FakeEmbedder())
-    with TestClient(create_app(engine)) as client:
-        wait_ready(client)
+    with ready_client(fake_engine(tmp_path_factory.mktemp("http") / "index")) as client:
         yield client
 
 
 def test_not_ready_until_loaded_and_alive_throughout(tmp_path):
-    app = create_app(Engine(fake_settings(tmp_path / "index"), embedder=FakeEmbedder()))
+    app = create_app(fake_engine(tmp_path / "index"))
     client = TestClient(app)  # outside `with`: start-up has not run, nothing is loaded
     assert client.get("/healthz").status_code == 200
     for response in (client.get("/readyz"), client.post("/api/ask", json=GOOD), client.get("/api/documents/x")):
@@ -52,7 +45,7 @@ def test_an_engine_that_cannot_start_says_why_and_stops_the_server(tmp_path):
     index_dir.mkdir()
     (index_dir / "CURRENT").write_text("gen-gone\n")
     stopped = []
-    app = create_app(Engine(fake_settings(index_dir), embedder=FakeEmbedder()), on_fatal=lambda: stopped.append(1))
+    app = create_app(fake_engine(index_dir), on_fatal=lambda: stopped.append(1))
     with TestClient(app) as client:
         deadline = time.monotonic() + 10
         while not stopped and time.monotonic() < deadline:
@@ -281,9 +274,8 @@ def test_no_cors_unless_configured(client):
 def test_an_api_key_guards_everything_but_the_probes_static_files_and_sign_in(tmp_path, monkeypatch):
     from rag.http import access
 
-    engine = Engine(fake_settings(tmp_path / "index", api_key="s3cret-key"), embedder=FakeEmbedder())
-    with TestClient(create_app(engine)) as guarded:
-        wait_ready(guarded)
+    engine = fake_engine(tmp_path / "index", api_key="s3cret-key")
+    with ready_client(engine) as guarded:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "s3cret-ke"}, {"X-API-Key": ""}):
             reply = guarded.post("/api/ask", json=GOOD, headers=headers)
             assert reply.status_code == 401 and "needs a key" in reply.json()["detail"]
@@ -327,9 +319,7 @@ def test_an_api_key_guards_everything_but_the_probes_static_files_and_sign_in(tm
         out = guarded.post("/signout", follow_redirects=False)
         assert out.status_code == 303 and 'rag_session=""' in out.headers["set-cookie"]
 
-    secure = TestClient(create_app(engine), base_url="https://testserver")
-    with secure:
-        wait_ready(secure)
+    with ready_client(engine, base_url="https://testserver") as secure:
         assert (
             "Secure" in secure.post("/signin", data={"key": "s3cret-key"}, follow_redirects=False).headers["set-cookie"]
         )

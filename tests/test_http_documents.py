@@ -2,14 +2,9 @@
 type, refusals with nothing lost, answers that change without a restart. No model."""
 
 import pytest
-from fastapi.testclient import TestClient
 
-from rag.engine import Engine
-from rag.http.app import create_app
-
-from .conftest import FakeEmbedder, wait_ready
+from .conftest import fake_engine, ready_client
 from .test_formats import HTML, MARKDOWN, write_pdf
-from .test_http import fake_settings
 
 ARTICLE_ID = "000_8cb13a5d0c7818f1"
 
@@ -17,8 +12,7 @@ ARTICLE_ID = "000_8cb13a5d0c7818f1"
 @pytest.fixture
 def app_client(tmp_path):
     def start(**settings):
-        engine = Engine(fake_settings(tmp_path / "index", **settings), embedder=FakeEmbedder())
-        return TestClient(create_app(engine))
+        return ready_client(fake_engine(tmp_path / "index", **settings))
 
     return start
 
@@ -26,7 +20,6 @@ def app_client(tmp_path):
 @pytest.fixture
 def client(app_client):
     with app_client() as client:
-        wait_ready(client)
         yield client
 
 
@@ -100,7 +93,6 @@ def test_bad_uploads_are_refused_and_nothing_is_lost(client, files, data, status
 
 def test_an_upload_over_the_limit_is_refused_before_it_is_read(app_client):
     with app_client(max_upload_mb=1) as client:
-        wait_ready(client)
         reply = client.post("/api/documents", files={"file": ("big.txt", b"a" * (1024 * 1024 + 20_000), "text/plain")})
         assert reply.status_code == 413 and reply.json() == {"detail": "the body is over 1 MiB"}
         assert client.post("/api/ask", json={"question": "x" * 70_000}).status_code == 413, "other routes keep 64 KiB"
@@ -108,7 +100,6 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(app_client):
 
 def test_documents_need_the_api_key_when_one_is_set(app_client):
     with app_client(api_key="secret") as client:
-        wait_ready(client)
         assert client.get("/api/documents").status_code == 401
         assert client.post("/api/documents", files={"file": ("a.txt", b"Une phrase.", "text/plain")}).status_code == 401
         assert client.delete(f"/api/documents/{ARTICLE_ID}").status_code == 401

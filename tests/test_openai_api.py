@@ -7,22 +7,15 @@ import json
 import httpx
 import openai
 import pytest
-from fastapi.testclient import TestClient
 
-from rag.engine import Engine
-from rag.http.app import create_app
-
-from .conftest import FakeEmbedder, running_server, wait_ready
-from .test_http import fake_settings
+from .conftest import fake_engine, ready_client, running_server
 
 QUESTION = "Qui a rencontré Vladimir Poutine ?"
 
 
 @pytest.fixture(scope="module")
 def app_client(tmp_path_factory):
-    engine = Engine(fake_settings(tmp_path_factory.mktemp("openai") / "index"), embedder=FakeEmbedder())
-    with TestClient(create_app(engine)) as client:
-        wait_ready(client)
+    with ready_client(fake_engine(tmp_path_factory.mktemp("openai") / "index")) as client:
         yield client
 
 
