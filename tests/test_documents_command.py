@@ -41,6 +41,8 @@ def test_add_embeds_only_the_new_documents_and_keeps_the_others_vectors(tmp_path
         ".md, .markdown, .html, .htm or .pdf file"
     )
     assert set(after.documents) == {ARTICLE_ID, "bees", "page", "glaciers"}
+    for document in after.documents:  # the rows a document's sentences take, found without a scan
+        assert after.sentences_of(document) == [s for s in after.sentences if s.document == document]
     kept, old = vectors_of(after, ARTICLE_ID), vectors_of(before, ARTICLE_ID)
     assert np.array_equal(kept[0], old[0]) and all(np.array_equal(a, b) for a, b in zip(kept[1], old[1], strict=True))
 

@@ -70,7 +70,6 @@ def _page(
     status: int = 200,
     history: list[Turn] = (),
 ):
-    # A page refused for now says when to come back, as the API does.
     index = runtime.engine.index if runtime.ready.is_set() else None
     context = {
         "turns": turns,
@@ -90,8 +89,9 @@ def _page(
             unlisted=max(0, len(documents) - LISTED),
             by_id=_ById((d["id"], d) for d in documents),
             generation=index.generation,
-            document=document_view(index.documents[shown], index.sentences, marked),
+            document=document_view(index.documents[shown], index.sentences_of(shown), marked),
         )
+    # A page refused for now says when to come back, as the API does.
     headers = {"Retry-After": "5" if index is None else "1"} if status == 503 else None
     return templates.TemplateResponse(request, "page.html", context, status_code=status, headers=headers)
 
@@ -170,7 +170,7 @@ def fragment(request: Request, document_id: str, runtime: RuntimeDep):
     found = index.documents.get(document_id)
     if found is None:
         return problem(404, f"there is no document {document_id!r}")
-    view = document_view(found, index.sentences)
+    view = document_view(found, index.sentences_of(document_id))
     return templates.TemplateResponse(request, "_document.html", {"document": view, "generation": index.generation})
 
 

@@ -69,6 +69,19 @@ class LoadedIndex:
         return counts
 
     @cached_property
+    def _row_spans(self) -> dict[str, tuple[int, int]]:
+        """Each document's rows: its sentences are consecutive."""
+        spans, start = {}, 0
+        for document, count in self.sentence_counts.items():
+            spans[document] = (start, start + count)
+            start += count
+        return spans
+
+    def sentences_of(self, document: str) -> list[Sentence]:
+        start, end = self._row_spans.get(document, (0, 0))
+        return self.sentences[start:end]
+
+    @cached_property
     def in_row_order(self) -> tuple[Document, ...]:
         """The documents in the order of their rows; one without sentences last."""
         counts = self.sentence_counts
