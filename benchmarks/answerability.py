@@ -84,7 +84,7 @@ def without(index: LoadedIndex, removed: tuple[str, int, int]) -> LoadedIndex:
     rows = [row for row, dropped in enumerate(drop) if not dropped]
     vectors = FaissIndex.create(index.vectors.dimension(), len(rows), "flat")
     vectors.add(index.vectors.index.reconstruct_n(0, index.vectors.count())[rows])
-    tokens = TokenVectors.join([index.tokens.of(row) for row in rows], index.tokens.vectors.shape[1])
+    tokens = TokenVectors.join([index.tokens.of(row) for row in rows], index.tokens.dimension)
     return dataclasses.replace(index, sentences=[index.sentences[r] for r in rows], vectors=vectors, tokens=tokens)
 
 

@@ -31,6 +31,15 @@ def rss_mib() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+def hostile_questions(count: int, seed: int = 0) -> list[str]:
+    """``count`` questions of 1,000 random characters each, the scripts in turn."""
+    rng = random.Random(seed)
+    return [
+        "".join(chr(rng.randint(*SCRIPTS[number % len(SCRIPTS)])) for _ in range(1000))
+        for number in range(1, count + 1)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=400)
@@ -38,11 +47,9 @@ def main() -> None:
     embedder = create_embedder(Settings.from_env())
     embedder.encode_queries(["What did Putin demand?"])  # loaded and warm
     print(f"before: {rss_mib()} MiB")
-    rng = random.Random(0)
     started = time.perf_counter()
-    for number in range(1, args.questions + 1):
-        low, high = SCRIPTS[number % len(SCRIPTS)]
-        embedder.encode_queries(["".join(chr(rng.randint(low, high)) for _ in range(1000))])
+    for number, question in enumerate(hostile_questions(args.questions), start=1):
+        embedder.encode_queries([question])
         if number % 100 == 0 or number == args.questions:
             print(f"after {number}: {rss_mib()} MiB, {time.perf_counter() - started:.1f} s")
 

@@ -7,7 +7,11 @@ and then 32 concurrent clients, each with its own keep-alive connection, asks th
 of eval/*.jsonl in turn for --seconds and reports throughput, p50, p99 and errors (any status
 but 200, or a failed connection). Then a soak: --soak requests from 8 clients while the
 server's resident memory is sampled; RSS after warm-up (the first tenth) is compared with
-the highest and the last sample. Everything stops by itself; nothing leaves 127.0.0.1.
+the highest and the last sample. Then --hostile questions of 1,000 random CJK, Hangul or
+Cyrillic characters, from 8 clients, measured the same way. Everything stops by itself;
+nothing leaves 127.0.0.1.
+
+    .venv/bin/python benchmarks/load.py --seconds 10 --soak 0 --hostile 400   # hostile run only
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from hostile_questions import hostile_questions
 from live_server import start_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,7 +112,7 @@ class Run:
         }
 
 
-def soak(server: subprocess.Popen, port: int, total: int) -> dict:
+def soak(server: subprocess.Popen, port: int, total: int, items: list[str] | None = None) -> dict:
     samples: list[float] = []
     done = threading.Event()
 
@@ -118,7 +123,7 @@ def soak(server: subprocess.Popen, port: int, total: int) -> dict:
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        run = Run(port, clients=8, total=total)
+        run = Run(port, clients=8, total=total, items=items)
     finally:
         done.set()
         sampler.join()
@@ -136,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20, help="length of each concurrency run")
     parser.add_argument("--soak", type=int, default=5000, help="requests in the soak (0: no soak)")
+    parser.add_argument("--hostile", type=int, default=400, help="hostile questions (0: none)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     server, port = start_server()
@@ -146,6 +152,8 @@ def main() -> None:
             results[f"clients_{clients}"] = Run(port, clients=clients, seconds=args.seconds).figures()
         if args.soak:
             results["soak"] = soak(server, port, args.soak)
+        if args.hostile:
+            results["hostile"] = soak(server, port, args.hostile, hostile_questions(args.hostile))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -155,12 +163,13 @@ def main() -> None:
             f"{name:12s} {figures['requests']:8d} {figures['throughput_per_s']:7.1f} "
             f"{figures['p50_ms']:8.1f} {figures['p99_ms']:8.1f} {figures['errors']:6d}"
         )
-    if "soak" in results:
-        s = results["soak"]
-        print(
-            f"soak RSS: {s['rss_after_warmup_mib']} MiB after warm-up, max {s['rss_max_mib']}, "
-            f"last {s['rss_last_mib']} ({s['rss_growth_percent']:+.1f}% at most)"
-        )
+    for name in ("soak", "hostile"):
+        if name in results:
+            s = results[name]
+            print(
+                f"{name} RSS: {s['rss_after_warmup_mib']} MiB after warm-up, max {s['rss_max_mib']}, "
+                f"last {s['rss_last_mib']} ({s['rss_growth_percent']:+.1f}% at most)"
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

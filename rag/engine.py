@@ -4,10 +4,11 @@ over the store, for the command line and the server alike."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -32,9 +33,9 @@ from .retrieve.background import background_sentences
 from .retrieve.late_interaction import retrieve
 from .settings import INDEX_TYPES, Settings, choose
 from .store import reuse
-from .store.factory import new_vector_index, vector_index_class
+from .store.factory import vector_index_class
 from .store.generations import build_lock, live_generation
-from .store.index import LoadedIndex, load_index, write_index
+from .store.index import LoadedIndex, bytes_needed, check_room, load_index, write_index
 from .store.manifest import FIX
 from .store.tokens import TokenVectors
 
@@ -157,6 +158,10 @@ class Engine:
             replace_file(path, data)
         try:
             return self.add_documents([path], language=language)
+        except InputError as exc:  # named by the uploader's file name: where the server keeps it is its own
+            if new:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise type(exc)(str(exc).replace(str(path), name)) from None
         except BaseException:
             if new:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -212,14 +217,9 @@ class Engine:
             if previous is not None and previous.manifest["model"] != json.loads(json.dumps(model)):
                 previous = None  # another model's vectors
                 plan = reuse.plan(documents, None)
-            encoded = embedder.encode_passages(plan.to_embed, progress=progress)
-            new_vectors, new_tokens = encoded.vectors, encoded.tokens
         else:  # nothing to embed: the model stays the one the index was built and loaded with
             model = previous.manifest["model"]
-            new_vectors, new_tokens = np.zeros((0, model["dimension"]), dtype=np.float32), []
-        vectors, tokens = reuse.assemble(
-            plan, previous, new_vectors, new_tokens, model["dimension"], model["token_dimension"]
-        )
+        self._check_room(documents, plan, previous, model)
         if previous is not None:  # loading checked that its background is today's
             background_tokens = previous.background
         else:
@@ -230,16 +230,17 @@ class Engine:
             "model": model,
             "segmentation": {"segmenter": SEGMENTER, "paragraphs": "line breaks", "embedded_unit": "sentence"},
             "background": {"sha256": background_sha256, "sentences": len(background)},
-            "build_seconds": round(time.perf_counter() - started, 3),
         }
+        rows = itertools.chain(reuse.reused_rows(plan, previous), self._embedded_rows(plan, progress))
         location = write_index(
             self.settings.index_dir,
             documents,
             plan.sentences,
-            new_vector_index(self.settings.vector_store, vectors, self.settings.index_type),
-            tokens,
+            rows,
             background_tokens,
             info,
+            self.settings.vector_store,
+            self.settings.index_type,
         )
         return BuildReport(
             documents=len(documents),
@@ -251,6 +252,32 @@ class Engine:
             location=location,
             skipped=skipped,
         )
+
+    def _embedded_rows(self, plan: reuse.Plan, progress: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(row, pooled vector, token vectors) of each sentence of ``plan`` to embed, a batch at a time."""
+        new_rows = [row for row, old in enumerate(plan.previous_rows) if old is None]
+        for batch in self.embedder.passage_batches(plan.to_embed, progress=progress) if new_rows else ():
+            for i, vector, tokens in zip(batch.rows, batch.vectors, batch.tokens, strict=True):
+                yield new_rows[i], vector, tokens
+
+    def _check_room(
+        self, documents: list[Document], plan: reuse.Plan, previous: LoadedIndex | None, model: dict
+    ) -> None:
+        """Refuse a build the disk cannot hold before embedding anything."""
+        texts = plan.to_embed
+        new_tokens = sum(
+            len(ids)
+            for start in range(0, len(texts), 4096)
+            for ids in self.embedder.token_ids(texts[start : start + 4096])
+        )
+        needed = bytes_needed(
+            sentences=len(plan.sentences),
+            tokens=new_tokens + reuse.reused_token_count(plan, previous),
+            text_bytes=sum(len(d.text.encode("utf-8")) for d in documents),
+            dimension=model["dimension"],
+            token_dimension=model["token_dimension"],
+        )
+        check_room(self.settings.index_dir, needed)
 
     def load_index(self) -> LoadedIndex:
         """The live index, verified, checked against the configured model and stores, and ready

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from rag.cli import main
-from rag.embed.base import Encoded
+from rag.embed.base import Batch, Encoded
 from rag.settings import DEFAULT_MODEL, Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,8 +77,17 @@ class FakeEmbedder:
     def encode_passages(self, texts, progress=False):
         return self._encode(texts)
 
+    def passage_batches(self, texts, progress=False):
+        for start in range(0, len(texts), 8):
+            rows = list(range(start, min(start + 8, len(texts))))
+            encoded = self._encode([texts[row] for row in rows])
+            yield Batch(rows, encoded.vectors, encoded.tokens)
+
     def encode_queries(self, texts):
         return self._encode(texts)
+
+    def token_ids(self, texts):
+        return [[ord(word[0]) for word in text.split()] for text in texts]
 
 
 @pytest.fixture

@@ -85,6 +85,10 @@ def test_bad_uploads_are_refused_and_nothing_is_lost(client, files, data, status
     reply = client.post("/api/documents", files=files, data=data)
     assert reply.status_code == status, reply.text
     assert detail in reply.json()["detail"]
+    index_dir = client.app.state.runtime.engine.settings.index_dir
+    assert str(index_dir) not in reply.json()["detail"], "where the server keeps files is its own"
+    if detail.startswith("is "):
+        assert reply.json()["detail"].startswith(files["file"][0] + " " + detail), "named as uploaded"
     assert listed(client) == before
     assert client.app.state.runtime.engine.index.generation == generation
     uploads = client.app.state.runtime.engine.settings.index_dir / "uploads"

@@ -206,14 +206,14 @@ def test_rag_ask_refuses_a_damaged_file_in_one_line(server, tmp_path):
 
 
 def test_slow_heads_are_cut_off_and_normal_requests_still_served(tmp_path):
-    """50 connections that send a header byte every 0.3 s ("slowloris"), bounded to a few
+    """200 connections that send a header byte every 0.3 s ("slowloris"), bounded to a few
     seconds: each is closed once RAG_HEAD_SECONDS (1 here) has passed; a normal request made
     meanwhile is answered, and a kept-alive connection gets a new deadline after each response."""
     import socket
     import time
 
     with running_server(tmp_path, RAG_HEAD_SECONDS="1") as server:
-        slow = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(50)]
+        slow = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(200)]
         started = time.monotonic()
         closed = set()
         for connection in slow:

@@ -9,7 +9,7 @@ and ``torch_embedder.TorchEmbedder``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +29,15 @@ class Encoded:
     tokens: list[np.ndarray]
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Some of the texts given, as vectors: ``vectors[j]`` and ``tokens[j]`` are those of text ``rows[j]``."""
+
+    rows: list[int]
+    vectors: np.ndarray
+    tokens: list[np.ndarray]
+
+
 class Embedder(Protocol):
     backend: str  # the RAG_BACKEND name; an index is read only with the backend that built it
     dimension: int  # of the pooled vectors
@@ -38,7 +47,15 @@ class Embedder(Protocol):
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> Encoded: ...
 
+    def passage_batches(self, texts: Sequence[str], progress: bool = False) -> Iterator[Batch]:
+        """The passages encoded a batch at a time, in any order: what a build streams to disk."""
+        ...
+
     def encode_queries(self, texts: Sequence[str]) -> Encoded: ...
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids the model reads for each text (prompts not added), truncated as in encoding."""
+        ...
 
 
 def token_layers(layers: int) -> list[int]:
@@ -101,24 +118,31 @@ class BatchedEmbedder:
         """``query``: the texts are questions (which a subclass may read shorter than passages)."""
         raise NotImplementedError
 
-    def _encode(self, texts: Sequence[str], prompt: str, progress: bool, query: bool) -> Encoded:
+    def _batches(self, texts: Sequence[str], prompt: str, progress: bool, query: bool) -> Iterator[Batch]:
         from tqdm.auto import tqdm
 
-        # Batches of similar length waste little on padding; results go back in input order.
+        # Batches of similar length waste little on padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        tokens: list[np.ndarray] = [np.zeros((0, self.token_dimension), dtype=np.float32)] * len(texts)
         starts = range(0, len(texts), self.batch_size)
         for start in tqdm(starts, desc="Embedding", unit="batch", disable=not progress):
             rows = order[start : start + self.batch_size]
-            pooled, batch_tokens = self._encode_batch([prompt + texts[i] for i in rows], prompt, query)
-            vectors[rows] = pooled
-            for row, row_tokens in zip(rows, batch_tokens, strict=True):
+            pooled, tokens = self._encode_batch([prompt + texts[i] for i in rows], prompt, query)
+            yield Batch(rows, pooled, tokens)
+
+    def _encode(self, texts: Sequence[str], prompt: str, progress: bool, query: bool) -> Encoded:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.token_dimension), dtype=np.float32)] * len(texts)
+        for batch in self._batches(texts, prompt, progress, query):
+            vectors[batch.rows] = batch.vectors
+            for row, row_tokens in zip(batch.rows, batch.tokens, strict=True):
                 tokens[row] = row_tokens
         return Encoded(vectors=vectors, tokens=tokens)
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> Encoded:
         return self._encode(texts, self.prompts["document"], progress, query=False)
+
+    def passage_batches(self, texts: Sequence[str], progress: bool = False) -> Iterator[Batch]:
+        return self._batches(texts, self.prompts["document"], progress, query=False)
 
     def encode_queries(self, texts: Sequence[str]) -> Encoded:
         return self._encode(texts, self.prompts["query"], progress=False, query=True)

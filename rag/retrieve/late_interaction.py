@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..store.tokens import TokenVectors
+from ..store.tokens import Tokens
 from ..store.vector_index import VectorIndex
 
 CANDIDATES = 64  # sentences proposed by dense search for late-interaction scoring
@@ -61,29 +61,45 @@ class Retrieval:
         return self.best - self.background_best
 
 
-def best_matches(question: np.ndarray, tokens: TokenVectors, texts: Sequence[int] | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class Joined:
+    """The token vectors of some texts in one matrix: rows ``offsets[i]:offsets[i + 1]`` are text i's."""
+
+    vectors: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def read(cls, tokens: Tokens, texts: Sequence[int] | None = None) -> Joined:
+        """``texts`` (all of them when None) read once, to score several questions against."""
+        per_text = [tokens.of(text) for text in (range(len(tokens)) if texts is None else texts)]
+        offsets = np.zeros(len(per_text) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(rows) for rows in per_text])
+        vectors = np.concatenate(per_text) if per_text else np.zeros((0, 0), dtype=np.float32)
+        return cls(vectors, offsets)
+
+    def best_matches(self, question: np.ndarray) -> np.ndarray:
+        """For each text, each question token's best cosine among the text's tokens: an array of
+        shape (texts, question tokens)."""
+        lengths = np.diff(self.offsets)
+        best = np.full((len(lengths), len(question)), -1.0, dtype=np.float32)
+        present = lengths > 0  # reduceat cannot express an empty span
+        if present.any() and len(question):
+            best[present] = np.maximum.reduceat(self.vectors @ question.T, self.offsets[:-1][present], axis=0)
+        return best
+
+
+def best_matches(question: np.ndarray, tokens: Tokens, texts: Sequence[int] | None = None) -> np.ndarray:
     """For each text (all of them when ``texts`` is None), each question token's best cosine
     among the text's tokens: an array of shape (texts, question tokens)."""
-    if texts is None:
-        vectors, offsets = tokens.vectors, tokens.offsets
-    else:
-        vectors = np.concatenate([tokens.of(text) for text in texts]) if texts else tokens.vectors[:0]
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([tokens.offsets[text + 1] - tokens.offsets[text] for text in texts])
-    lengths = np.diff(offsets)
-    best = np.full((len(lengths), len(question)), -1.0, dtype=np.float32)
-    present = lengths > 0  # reduceat cannot express an empty span
-    if present.any() and len(question):
-        best[present] = np.maximum.reduceat(vectors @ question.T, offsets[:-1][present], axis=0)
-    return best
+    return Joined.read(tokens, texts).best_matches(question)
 
 
 def retrieve(
     question_vector: np.ndarray,
     question_tokens: np.ndarray,
     vectors: VectorIndex,
-    tokens: TokenVectors,
-    background: TokenVectors | None = None,
+    tokens: Tokens,
+    background: Tokens | None = None,
     earlier: Sequence[tuple[np.ndarray, np.ndarray]] = (),
 ) -> Retrieval:
     """Rank the sentences for one question (pooled vector and token vectors): candidates from
@@ -94,14 +110,13 @@ def retrieve(
     queries = np.stack([question_vector, *(vector for vector, _ in earlier)])
     _, rows = vectors.search(queries, count)
     candidates = sorted({int(row) for row in rows.ravel() if row >= 0})
-    coverage = best_matches(question_tokens, tokens, candidates)
+    read = Joined.read(tokens, candidates)
+    coverage = read.best_matches(question_tokens)
     scores = coverage.mean(axis=1)
     order = scores
     if earlier and candidates:
         weights = [EARLIER_DECAY**turn for turn in range(len(earlier))]
-        context = sum(
-            w * best_matches(t, tokens, candidates).mean(axis=1) for w, (_, t) in zip(weights, earlier, strict=True)
-        )
+        context = sum(w * read.best_matches(t).mean(axis=1) for w, (_, t) in zip(weights, earlier, strict=True))
         mixed = (scores + EARLIER_WEIGHT * context / sum(weights)) / (1 + EARLIER_WEIGHT)
         near = scores >= scores.max() - EARLIER_TIE
         order = np.where(near, 2 + mixed, scores)  # the near-ties first, by how well they fit the conversation

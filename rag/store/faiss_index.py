@@ -3,6 +3,8 @@ imports faiss (lazily: ``rag --help`` needs none of it)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 # Exact search reads every vector; past this many sentences a graph (HNSW) answers faster at
@@ -38,11 +40,11 @@ class FaissIndex:
         return cls(index)
 
     @classmethod
-    def load(cls, data: bytes, description: dict) -> FaissIndex:
+    def load(cls, path: Path, description: dict) -> FaissIndex:
         import faiss
 
         try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            index = faiss.read_index(str(path))
         except RuntimeError:
             raise ValueError("is not a FAISS index") from None
         loaded = cls(index)
@@ -79,7 +81,7 @@ class FaissIndex:
             description.update(neighbours=int(self.index.hnsw.nb_neighbors(1)), ef_search=int(self.index.hnsw.efSearch))
         return description
 
-    def save(self) -> bytes:
+    def save(self, path: Path) -> None:
         import faiss
 
-        return faiss.serialize_index(self.index).tobytes()
+        faiss.write_index(self.index, str(path))

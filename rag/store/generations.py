@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,20 +56,16 @@ def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def publish(index_dir: Path, files: dict[str, bytes]) -> Path:
-    """Write ``files`` as a new generation and make it the live one. The caller holds ``build_lock``."""
+def publish(index_dir: Path, write: Callable[[Path], None]) -> Path:
+    """Make a new generation, filled by ``write(folder)``, the live one. The caller holds ``build_lock``."""
     remove_leftovers(index_dir)  # a killed build may have left the very name we are about to use
     name = f"{_GEN_PREFIX}{_next_number(index_dir):06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     try:
         with staged_folder(index_dir / name) as staged:
-            for file_name, data in files.items():
-                (staged / file_name).write_bytes(data)
+            write(staged)
     except OSError as exc:  # a full disk, say: the staged folder is gone, the live index untouched
-        size = sum(len(data) for data in files.values()) // 1_000_000
         reason = exc.strerror or str(exc)
-        raise RagError(
-            f"cannot write the new index ({size} MB) in {index_dir}: {reason}; the index in use is unchanged"
-        ) from None
+        raise RagError(f"cannot write the new index in {index_dir}: {reason}; the index in use is unchanged") from None
     try:
         previous = live_generation(index_dir).name
     except IndexInvalidError:  # none yet, or a pointer to nothing

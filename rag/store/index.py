@@ -3,38 +3,46 @@
     CURRENT                 name of the live generation (replaced atomically)
     gen-<number>-<time>/    one complete build, numbered in build order
         vectors.faiss       the vector index (FAISS) over the sentences' pooled vectors
-        tokens.npz          each sentence's token vectors, for late-interaction scoring
+        tokens.f16          each sentence's token vectors, for late-interaction scoring (raw float16)
+        token_spans.npy     where each sentence's token vectors are in tokens.f16 (first row, rows)
         background.npz      token vectors of the background sentences (abstention)
         metadata.sqlite3    documents (exact text, identity) and sentences (offsets)
         manifest.json       what was built, with how, and the checksum of each file
     .build.lock             held while a build runs, so builds never interleave
 
-Loading reads each file once, checks its size and sha256 against the manifest and only then
-hands the bytes to the vector index, SQLite or NumPy (never with pickle).
+A build streams the token vectors to disk as they come, and a server reads them a sentence at a
+time: memory holds the pooled vectors (about 1.5 KB a sentence), the texts and the model, never
+the token vectors (about 75 KB a sentence). Loading checks each file's size and sha256 against
+the manifest, reading in chunks, before handing it to the vector index, SQLite or NumPy (never
+with pickle).
 """
 
 from __future__ import annotations
 
-import hashlib
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import IndexInvalidError, RagError
 from ..ingest.document import Document, Sentence
 from ..ingest.words import word_has_digit, words
-from .factory import vector_index_class
+from .factory import new_vector_index, vector_index_class
 from .generations import live_generation, publish
-from .manifest import FIX, MANIFEST, manifest_bytes, read_manifest
-from .metadata import load_metadata, metadata_bytes
-from .tokens import TokenVectors
+from .manifest import FIX, MANIFEST, file_checksum, manifest_bytes, read_manifest
+from .metadata import load_metadata, write_metadata
+from .tokens import STORED, TokenFile, TokenVectors, TokenWriter
 from .vector_index import VectorIndex
 
 VECTORS = "vectors.faiss"
-TOKENS = "tokens.npz"
+TOKENS = "tokens.f16"
+TOKEN_SPANS = "token_spans.npy"
 BACKGROUND = "background.npz"
 METADATA = "metadata.sqlite3"
-DATA_FILES = (VECTORS, TOKENS, BACKGROUND, METADATA)  # each checked against the manifest
+DATA_FILES = (VECTORS, TOKENS, TOKEN_SPANS, BACKGROUND, METADATA)  # each checked against the manifest
 FILES = (*DATA_FILES, MANIFEST)  # every file of a generation
 
 
@@ -46,7 +54,7 @@ class LoadedIndex:
     documents: dict[str, Document]
     sentences: list[Sentence]  # row i of the vectors is sentences[i]
     vectors: VectorIndex
-    tokens: TokenVectors  # text i is sentences[i]
+    tokens: TokenFile  # text i is sentences[i], read from disk when asked for
     background: TokenVectors  # the background sentences the manifest names
     generation: str  # the folder it was loaded from, e.g. gen-000007-20261123T191508Z
 
@@ -97,37 +105,69 @@ def write_index(
     index_dir: Path,
     documents: list[Document],
     sentences: list[Sentence],
-    vectors: VectorIndex,
-    tokens: TokenVectors,
+    rows: Iterable[tuple[int, np.ndarray, np.ndarray]],
     background: TokenVectors,
     info: dict,
+    vector_store: str,
+    index_type: str,
 ) -> Path:
     """Write a new generation and make it the live one. The caller holds ``build_lock``.
 
-    ``vectors`` holds one pooled vector per sentence; ``info`` the model, segmentation and
-    background recorded in the manifest."""
-    if not vectors.count() == len(tokens) == len(sentences):
-        raise ValueError("one vector and one set of token vectors per sentence are required")
-    files = {
-        VECTORS: vectors.save(),
-        TOKENS: tokens.to_bytes(),
-        BACKGROUND: background.to_bytes(),
-        METADATA: metadata_bytes(documents, sentences),
-    }
-    files[MANIFEST] = manifest_bytes(documents, sentences, info, vectors.describe(), files)
-    return publish(index_dir, files)
+    ``rows`` gives each sentence's (row, pooled vector, token vectors) once, in any order; the
+    token vectors go to disk as they come. ``info`` holds the model, segmentation and background
+    recorded in the manifest."""
+    model = info["model"]
+
+    def write(folder: Path) -> None:
+        pooled = np.zeros((len(sentences), model["dimension"]), dtype=np.float32)
+        with TokenWriter(folder / TOKENS, model["token_dimension"], len(sentences)) as tokens:
+            for row, vector, token_vectors in rows:
+                pooled[row] = vector
+                tokens.write(row, token_vectors)
+        np.save(folder / TOKEN_SPANS, tokens.spans, allow_pickle=False)
+        vectors = new_vector_index(vector_store, pooled, index_type)
+        del pooled  # the vector index holds its own copy
+        vectors.save(folder / VECTORS)
+        (folder / BACKGROUND).write_bytes(background.to_bytes())
+        write_metadata(folder / METADATA, documents, sentences)
+        checksums = {name: file_checksum(folder / name) for name in DATA_FILES}
+        (folder / MANIFEST).write_bytes(manifest_bytes(documents, sentences, info, vectors.describe(), checksums))
+
+    return publish(index_dir, write)
 
 
-def _read_verified(generation: Path, name: str, manifest: dict) -> bytes:
-    """The file's bytes, once their size and sha256 match the manifest."""
-    expected = manifest["files"][name]
+def bytes_needed(sentences: int, tokens: int, text_bytes: int, dimension: int, token_dimension: int) -> int:
+    """About how much disk a generation of ``sentences`` sentences holding ``tokens`` token vectors
+    and ``text_bytes`` of document text takes (a little more than it will: graph links included)."""
+    per_sentence = 2 * dimension * 4 + 2 * 8 + 64  # pooled vector and graph links, span, metadata row
+    return tokens * token_dimension * STORED.itemsize + sentences * per_sentence + 2 * text_bytes + 4_000_000
+
+
+def check_room(index_dir: Path, needed: int) -> None:
+    """Refuse, before anything is written, a generation the index folder's disk cannot hold."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(index_dir).free
+    if needed > free:
+        raise RagError(
+            f"the new index needs about {_size(needed)} but {index_dir} has {_size(free)} free; "
+            "free some space or set RAG_INDEX_DIR to a folder on a larger disk"
+        )
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"
+
+
+def _verified(generation: Path, name: str, manifest: dict) -> Path:
+    """The file's path, once its size and sha256 match the manifest."""
+    path = generation / name
     try:
-        data = (generation / name).read_bytes()
+        found = file_checksum(path)
     except OSError:
-        raise IndexInvalidError(f"{generation / name} is missing or unreadable; {FIX}") from None
-    if len(data) != expected["bytes"] or hashlib.sha256(data).hexdigest() != expected["sha256"]:
-        raise IndexInvalidError(f"{generation / name} is damaged (checksum mismatch); {FIX}")
-    return data
+        raise IndexInvalidError(f"{path} is missing or unreadable; {FIX}") from None
+    if found != manifest["files"][name]:
+        raise IndexInvalidError(f"{path} is damaged (checksum mismatch); {FIX}")
+    return path
 
 
 def _parse(generation: Path, name: str, parse):
@@ -138,21 +178,31 @@ def _parse(generation: Path, name: str, parse):
         raise IndexInvalidError(f"{generation / name} {exc}; {FIX}") from None
 
 
+def _token_spans(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        raise ValueError("is not a token span file") from None
+
+
 def load_index(index_dir: Path) -> LoadedIndex:
     """Load the live generation, verifying every file; raise IndexInvalidError naming the fix."""
     generation = live_generation(index_dir)
     manifest = read_manifest(generation, DATA_FILES)
-    data = {name: _read_verified(generation, name, manifest) for name in DATA_FILES}
+    paths = {name: _verified(generation, name, manifest) for name in DATA_FILES}
     described = manifest["vector_index"]
     index_class = _parse(generation, MANIFEST, lambda: _known_backend(described["backend"]))
-    vectors = _parse(generation, VECTORS, lambda: index_class.load(data[VECTORS], described))
-    documents, sentences = _parse(generation, METADATA, lambda: load_metadata(data[METADATA]))
+    vectors = _parse(generation, VECTORS, lambda: index_class.load(paths[VECTORS], described))
+    documents, sentences = _parse(generation, METADATA, lambda: load_metadata(paths[METADATA]))
     token_dimension = manifest["model"]["token_dimension"]
-    tokens = _parse(generation, TOKENS, lambda: TokenVectors.from_bytes(data[TOKENS], len(sentences), token_dimension))
+    spans = _parse(generation, TOKEN_SPANS, lambda: _token_spans(paths[TOKEN_SPANS]))
+    tokens = _parse(generation, TOKENS, lambda: TokenFile.open(paths[TOKENS], spans, len(sentences), token_dimension))
     background = _parse(
         generation,
         BACKGROUND,
-        lambda: TokenVectors.from_bytes(data[BACKGROUND], manifest["background"]["sentences"], token_dimension),
+        lambda: TokenVectors.from_bytes(
+            paths[BACKGROUND].read_bytes(), manifest["background"]["sentences"], token_dimension
+        ),
     )
     counts = manifest["counts"]
     if not (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,17 +14,23 @@ from ..ingest.document import Document, Sentence
 
 FORMAT = "rag-index"
 # 2: token vectors and background; 3: document identity (source and text sha256, format, language);
-# 4: headings and pages
-FORMAT_VERSION = 4
+# 4: headings and pages; 5: token vectors streamed to a raw file with spans, read a text at a time
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 FIX = "run `rag index` to rebuild it"
 
 
+def file_checksum(path: Path) -> dict:
+    """The size and sha256 of a file, read in chunks (index files can be larger than memory)."""
+    with open(path, "rb") as handle:
+        return {"sha256": hashlib.file_digest(handle, "sha256").hexdigest(), "bytes": os.fstat(handle.fileno()).st_size}
+
+
 def manifest_bytes(
-    documents: list[Document], sentences: list[Sentence], info: dict, vector_index: dict, files: dict[str, bytes]
+    documents: list[Document], sentences: list[Sentence], info: dict, vector_index: dict, files: dict[str, dict]
 ) -> bytes:
-    """``info`` holds the model, segmentation and background; ``files`` the generation's other
-    files by name, whose sizes and checksums are recorded."""
+    """``info`` holds the model, segmentation and background; ``files`` the ``file_checksum`` of
+    each of the generation's other files, by name."""
     per_document = Counter(s.document for s in sentences)  # one pass, not one per document
     manifest = {
         "format": FORMAT,
@@ -45,9 +52,7 @@ def manifest_bytes(
             }
             for d in documents
         ],
-        "files": {
-            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
-        },
+        "files": files,
     }
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 

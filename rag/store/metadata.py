@@ -1,10 +1,11 @@
-"""Documents and sentences in a SQLite database, serialised to bytes and back."""
+"""Documents and sentences in a SQLite database file."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
+from pathlib import Path
 
 from ..ingest.document import Document, Sentence
 from ..ingest.layout import Heading
@@ -20,42 +21,43 @@ CREATE TABLE sentences (row INTEGER PRIMARY KEY, document TEXT NOT NULL REFERENC
 """
 
 
-def metadata_bytes(documents: list[Document], sentences: list[Sentence]) -> bytes:
-    db = sqlite3.connect(":memory:")
-    db.executescript(_SCHEMA)
-    db.executemany(
-        "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                d.id,
-                d.title,
-                d.path,
-                d.text,
-                d.source_sha256,
-                d.text_sha256,
-                d.format,
-                d.language,
-                json.dumps([[h.start, h.end, h.level] for h in d.headings]),
-                json.dumps(list(d.pages)),
-            )
-            for d in documents
-        ],
-    )
-    db.executemany(
-        "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?)",
-        [(row, s.document, s.index, s.paragraph, s.start, s.end) for row, s in enumerate(sentences)],
-    )
-    db.commit()
-    data = db.serialize()
-    db.close()
-    return data
-
-
-def load_metadata(data: bytes) -> tuple[dict[str, Document], list[Sentence]]:
-    """Documents by id and sentences in row order; ValueError naming what is wrong."""
-    db = sqlite3.connect(":memory:")
+def write_metadata(path: Path, documents: list[Document], sentences: list[Sentence]) -> None:
+    """Write a new database at ``path`` (which must not exist)."""
+    db = sqlite3.connect(path)
     try:
-        db.deserialize(data)
+        db.executescript(_SCHEMA)
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    d.id,
+                    d.title,
+                    d.path,
+                    d.text,
+                    d.source_sha256,
+                    d.text_sha256,
+                    d.format,
+                    d.language,
+                    json.dumps([[h.start, h.end, h.level] for h in d.headings]),
+                    json.dumps(list(d.pages)),
+                )
+                for d in documents
+            ],
+        )
+        db.executemany(
+            "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?)",
+            ((row, s.document, s.index, s.paragraph, s.start, s.end) for row, s in enumerate(sentences)),
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+def load_metadata(path: Path) -> tuple[dict[str, Document], list[Sentence]]:
+    """Documents by id and sentences in row order; ValueError naming what is wrong."""
+    # Read-only and immutable: loading never writes beside the file (no journal, no lock).
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    try:
         documents = {
             row[0]: Document(
                 *row[:8],

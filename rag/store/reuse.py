@@ -1,10 +1,12 @@
 """Which sentences of a new generation need embedding: a document whose stored text and sentences
 are those of a document of the previous generation (embedded with the same model) keeps that
-document's vectors, so adding or removing one document embeds only what is new."""
+document's vectors, so adding or removing one document embeds only what is new. The token vectors
+are copied as stored (float16), so reuse changes no score."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -12,7 +14,6 @@ import numpy as np
 from ..ingest.document import Document, Sentence
 from ..ingest.segment import SEGMENTER, split_sentences
 from .index import LoadedIndex
-from .tokens import TokenVectors
 
 
 @dataclass(frozen=True)
@@ -63,28 +64,21 @@ def plan(documents: list[Document], previous: LoadedIndex | None) -> Plan:
     return Plan(sentences, texts, previous_rows)
 
 
-def assemble(
-    plan: Plan,
-    previous: LoadedIndex | None,
-    vectors: np.ndarray,
-    tokens: list[np.ndarray],
-    dimension: int,
-    token_dimension: int,
-) -> tuple[np.ndarray, TokenVectors]:
-    """The pooled vectors and token vectors of every sentence of ``plan``: the previous
-    generation's where reused, ``vectors`` and ``tokens`` (of ``plan.to_embed``, in order) elsewhere."""
-    reused = [row for row in plan.previous_rows if row is not None]
-    old = previous.vectors.reconstruct(np.array(reused, dtype=np.int64)) if reused else None
-    pooled = np.zeros((len(plan.sentences), dimension), dtype=np.float32)
-    per_sentence: list[np.ndarray] = []
-    next_new = next_old = 0
-    for i, row in enumerate(plan.previous_rows):
-        if row is None:
-            pooled[i] = vectors[next_new]
-            per_sentence.append(tokens[next_new])
-            next_new += 1
-        else:
-            pooled[i] = old[next_old]
-            per_sentence.append(previous.tokens.of(row))
-            next_old += 1
-    return pooled, TokenVectors.join(per_sentence, token_dimension)
+REUSE_CHUNK = 4096  # previous vectors read per call: bounded memory, few calls
+
+
+def reused_rows(plan: Plan, previous: LoadedIndex | None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(row, pooled vector, token vectors as stored) of each sentence of ``plan`` that keeps the
+    previous generation's, read a chunk at a time."""
+    pairs = [(row, old) for row, old in enumerate(plan.previous_rows) if old is not None]
+    for start in range(0, len(pairs), REUSE_CHUNK):
+        chunk = pairs[start : start + REUSE_CHUNK]
+        pooled = previous.vectors.reconstruct(np.array([old for _, old in chunk], dtype=np.int64))
+        for (row, old), vector in zip(chunk, pooled, strict=True):
+            yield row, vector, previous.tokens.stored(old)
+
+
+def reused_token_count(plan: Plan, previous: LoadedIndex | None) -> int:
+    """How many token vectors the reused sentences hold."""
+    reused = [old for old in plan.previous_rows if old is not None]
+    return previous.tokens.counts(reused) if reused else 0

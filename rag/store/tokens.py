@@ -1,18 +1,41 @@
-"""Token vectors of many texts in one matrix, and their file format (NumPy ``.npz``, float16,
-read without pickle)."""
+"""Token vectors: one unit-length row per token of each text, for late-interaction scoring.
+
+The index's sentences can hold far more token vectors than memory (about 75 KB a sentence), so
+a build writes them to disk as they are embedded (``TokenWriter``: a raw float16 matrix, plus
+each text's span of rows) and a server reads the few a question needs with ``pread``
+(``TokenFile``); neither holds them all. The background's few are kept in memory
+(``TokenVectors``, NumPy ``.npz``). float16 halves the size; scores move by less than 1e-3.
+Nothing is read with pickle.
+"""
 
 from __future__ import annotations
 
 import io
+import os
+import weakref
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+
+STORED = np.dtype("<f2")  # how token vectors are stored: little-endian float16
+
+
+class Tokens(Protocol):
+    """The token vectors of texts 0 to len - 1."""
+
+    def __len__(self) -> int: ...
+
+    def of(self, text: int) -> np.ndarray:
+        """Text ``text``'s token vectors, float32, one row per token."""
+        ...
 
 
 @dataclass(frozen=True)
 class TokenVectors:
-    """The token vectors of many texts in one matrix: rows ``offsets[i]:offsets[i + 1]`` belong to text i."""
+    """The token vectors of a few texts in memory: rows ``offsets[i]:offsets[i + 1]`` belong to text i."""
 
     offsets: np.ndarray  # int64, one more than there are texts
     vectors: np.ndarray  # float32, one unit-length row per token
@@ -31,9 +54,8 @@ class TokenVectors:
         return self.vectors[self.offsets[text] : self.offsets[text + 1]]
 
     def to_bytes(self) -> bytes:
-        """float16 halves the size; late-interaction scores move by less than 1e-3."""
         buffer = io.BytesIO()
-        np.savez(buffer, offsets=self.offsets, vectors=self.vectors.astype(np.float16))
+        np.savez(buffer, offsets=self.offsets, vectors=self.vectors.astype(STORED))
         return buffer.getvalue()
 
     @classmethod
@@ -49,7 +71,7 @@ class TokenVectors:
             raise ValueError("is not a token vector file") from None
         if not (
             offsets.dtype == np.int64
-            and vectors.dtype == np.float16
+            and vectors.dtype == STORED
             and offsets.shape == (texts + 1,)
             and vectors.ndim == 2
             and vectors.shape[1] == dimension
@@ -59,3 +81,82 @@ class TokenVectors:
         ):
             raise ValueError("disagrees with the manifest")
         return cls(offsets=offsets, vectors=vectors.astype(np.float32))
+
+
+class TokenWriter:
+    """Writes the token vectors of ``texts`` texts, in any order, each once, to ``path``;
+    ``spans`` (int64, one (first row, rows) per text) says where each text's went."""
+
+    def __init__(self, path: Path, dimension: int, texts: int):
+        self.dimension = dimension
+        self.spans = np.full((texts, 2), -1, dtype=np.int64)
+        self._rows = 0
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+
+    def write(self, text: int, vectors: np.ndarray) -> None:
+        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
+            raise ValueError(f"token vectors of {self.dimension} dimensions are required")
+        if self.spans[text, 0] >= 0:
+            raise ValueError(f"the token vectors of text {text} were already written")
+        self._file.write(np.ascontiguousarray(vectors, dtype=STORED).tobytes())
+        self.spans[text] = (self._rows, len(vectors))
+        self._rows += len(vectors)
+
+    def close(self) -> None:
+        self._file.close()
+        if (self.spans[:, 0] < 0).any():
+            raise ValueError(f"no token vectors were written for text {int(np.argmax(self.spans[:, 0] < 0))}")
+
+    def __enter__(self) -> TokenWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self._file.close()
+
+
+class TokenFile:
+    """The token vectors ``TokenWriter`` wrote, read one text at a time: memory holds only the spans."""
+
+    def __init__(self, path: Path, spans: np.ndarray, dimension: int):
+        self.path = path
+        self.spans = spans
+        self.dimension = dimension
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)  # the file stays open while an answer may read it
+
+    @classmethod
+    def open(cls, path: Path, spans: np.ndarray, texts: int, dimension: int) -> TokenFile:
+        """ValueError naming what is wrong unless every span lies within the file."""
+        row_bytes = dimension * STORED.itemsize
+        size = path.stat().st_size
+        if not (
+            spans.dtype == np.int64
+            and spans.shape == (texts, 2)
+            and size % row_bytes == 0
+            and bool(np.all(spans >= 0))
+            and bool(np.all(spans.sum(axis=1) <= size // row_bytes))
+        ):
+            raise ValueError("disagrees with its spans or the manifest")
+        return cls(path, spans, dimension)
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def stored(self, text: int) -> np.ndarray:
+        """Text ``text``'s token vectors as stored (float16), to copy into a new generation."""
+        first, rows = (int(n) for n in self.spans[text])
+        row_bytes = self.dimension * STORED.itemsize
+        data = os.pread(self._fd, rows * row_bytes, first * row_bytes)
+        if len(data) != rows * row_bytes:
+            raise OSError(f"{self.path} is shorter than when it was loaded")
+        return np.frombuffer(data, dtype=STORED).reshape(rows, self.dimension)
+
+    def of(self, text: int) -> np.ndarray:
+        return self.stored(text).astype(np.float32)
+
+    def counts(self, texts: list[int]) -> int:
+        """How many token vectors ``texts`` hold together."""
+        return int(self.spans[texts, 1].sum()) if texts else 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, Self
 
 import numpy as np
@@ -17,9 +18,9 @@ class VectorIndex(Protocol):
         ...
 
     @classmethod
-    def load(cls, data: bytes, description: dict) -> Self:
-        """The index ``save`` gave, checked against the ``describe`` recorded with it; ValueError if
-        it is not that index."""
+    def load(cls, path: Path, description: dict) -> Self:
+        """The index ``save`` wrote to ``path``, checked against the ``describe`` recorded with it;
+        ValueError if it is not that index."""
         ...
 
     def add(self, vectors: np.ndarray) -> None: ...
@@ -40,4 +41,4 @@ class VectorIndex(Protocol):
         """What the manifest records: at least ``backend`` and ``type``."""
         ...
 
-    def save(self) -> bytes: ...
+    def save(self, path: Path) -> None: ...
