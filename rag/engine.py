@@ -282,14 +282,15 @@ class Engine:
     def load_index(self) -> LoadedIndex:
         """The live index, verified, checked against the configured model and stores, and ready
         to answer from."""
-        contents = self._load_checked()
+        contents = self._load_checked(self.settings.token_memory_mb << 20)
         if self.chitchat:
             contents.vocabulary  # noqa: B018 - computed while loading, not inside the first request that needs it
         return contents
 
-    def _load_checked(self) -> LoadedIndex:
-        """The live index, verified and checked against the configured model and stores."""
-        contents = load_index(self.settings.index_dir)
+    def _load_checked(self, token_memory_bytes: int = 0) -> LoadedIndex:
+        """The live index, verified and checked against the configured model and stores; a
+        build reads the previous index's token vectors from disk, whatever their size."""
+        contents = load_index(self.settings.index_dir, token_memory_bytes)
         manifest = contents.manifest
         built_with = manifest["model"]["name"]
         if built_with != self.settings.embedding_model:

@@ -18,7 +18,7 @@ def _default_cache_dir() -> Path:
     return Path(base) / "rag"
 
 
-def _positive_int(name: str, default: int) -> int:
+def _positive_int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -26,8 +26,8 @@ def _positive_int(name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise RagError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise RagError(f"{name} must be at least 1, not {value}")
+    if value < minimum:
+        raise RagError(f"{name} must be at least {minimum}, not {value}")
     return value
 
 
@@ -70,6 +70,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # Host headers served (empty: any); "*.example.org" allowed
     max_connections: int = 256  # open connections and tasks before new requests get 503
     head_seconds: int = 10  # time a client has to send a request's line and headers
+    # An index's token vectors up to this size (as float32) are held in memory, which makes an
+    # answer about 2 ms faster; larger ones are read from disk a sentence at a time.
+    token_memory_mb: int = 256
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -92,4 +95,5 @@ class Settings:
             allowed_hosts=tuple(h.strip() for h in (env("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()),
             max_connections=_positive_int("RAG_MAX_CONNECTIONS", 256),
             head_seconds=_positive_int("RAG_HEAD_SECONDS", 10),
+            token_memory_mb=_positive_int("RAG_TOKEN_MEMORY_MB", 256, minimum=0),
         )

@@ -61,6 +61,7 @@ report = Engine(settings).build_index([settings.seeds_dir])
 built = peak_mib()
 engine = Engine(settings)
 answer = engine.answer("What does sentence number 700 say?")
+assert not engine.index.tokens.held  # more than RAG_TOKEN_MEMORY_MB: read from disk
 print(json.dumps({{"sentences": report.sentences, "build_mib": built, "peak_mib": peak_mib(),
                   "answered": bool(answer.citations),
                   "tokens_bytes": (report.location / "tokens.f16").stat().st_size}}))

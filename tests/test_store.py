@@ -228,3 +228,15 @@ def test_a_full_disk_fails_in_one_line_and_leaves_the_live_index(tmp_path, monke
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing left behind"
     assert store.load_index(tmp_path).generation == live.name
+
+
+def test_token_vectors_read_from_disk_or_held_in_memory_are_the_same(tmp_path):
+    _, _, sentences, _, tokens = build(tmp_path)
+    size = sum(len(tokens.of(row)) for row in range(len(sentences))) * 4 * 4  # as float32
+    from_disk = store.load_index(tmp_path, token_memory_bytes=size - 1).tokens
+    held = store.load_index(tmp_path, token_memory_bytes=size).tokens
+    assert not from_disk.held and held.held, "held exactly when they fit"
+    for row in range(len(sentences)):
+        assert from_disk.of(row).dtype == held.of(row).dtype == np.float32
+        assert np.array_equal(from_disk.of(row), held.of(row))
+        assert np.array_equal(from_disk.stored(row), held.stored(row)), "copied into a new generation unchanged"

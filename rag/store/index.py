@@ -185,8 +185,9 @@ def _token_spans(path: Path) -> np.ndarray:
         raise ValueError("is not a token span file") from None
 
 
-def load_index(index_dir: Path) -> LoadedIndex:
-    """Load the live generation, verifying every file; raise IndexInvalidError naming the fix."""
+def load_index(index_dir: Path, token_memory_bytes: int = 0) -> LoadedIndex:
+    """Load the live generation, verifying every file; raise IndexInvalidError naming the fix.
+    Token vectors that take at most ``token_memory_bytes`` as float32 are held in memory."""
     generation = live_generation(index_dir)
     manifest = read_manifest(generation, DATA_FILES)
     paths = {name: _verified(generation, name, manifest) for name in DATA_FILES}
@@ -196,7 +197,11 @@ def load_index(index_dir: Path) -> LoadedIndex:
     documents, sentences = _parse(generation, METADATA, lambda: load_metadata(paths[METADATA]))
     token_dimension = manifest["model"]["token_dimension"]
     spans = _parse(generation, TOKEN_SPANS, lambda: _token_spans(paths[TOKEN_SPANS]))
-    tokens = _parse(generation, TOKENS, lambda: TokenFile.open(paths[TOKENS], spans, len(sentences), token_dimension))
+    tokens = _parse(
+        generation,
+        TOKENS,
+        lambda: TokenFile.open(paths[TOKENS], spans, len(sentences), token_dimension, token_memory_bytes),
+    )
     background = _parse(
         generation,
         BACKGROUND,

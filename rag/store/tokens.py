@@ -117,19 +117,26 @@ class TokenWriter:
             self._file.close()
 
 
+READ_CHUNK = 1 << 16  # token vectors converted at a time when a whole file is read into memory
+
+
 class TokenFile:
-    """The token vectors ``TokenWriter`` wrote, read one text at a time: memory holds only the spans."""
+    """The token vectors ``TokenWriter`` wrote, read one text at a time (memory holds only the
+    spans), or all held in memory as float32 when ``open`` was given room for them."""
 
     def __init__(self, path: Path, spans: np.ndarray, dimension: int):
         self.path = path
         self.spans = spans
         self.dimension = dimension
+        self._held: np.ndarray | None = None
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)  # the file stays open while an answer may read it
 
     @classmethod
-    def open(cls, path: Path, spans: np.ndarray, texts: int, dimension: int) -> TokenFile:
-        """ValueError naming what is wrong unless every span lies within the file."""
+    def open(cls, path: Path, spans: np.ndarray, texts: int, dimension: int, memory_bytes: int = 0) -> TokenFile:
+        """ValueError naming what is wrong unless every span lies within the file. Converting a
+        sentence's float16 rows costs about as much as scoring them, so a file whose vectors
+        take at most ``memory_bytes`` as float32 is read and converted once, here."""
         row_bytes = dimension * STORED.itemsize
         size = path.stat().st_size
         if not (
@@ -140,22 +147,42 @@ class TokenFile:
             and bool(np.all(spans.sum(axis=1) <= size // row_bytes))
         ):
             raise ValueError("disagrees with its spans or the manifest")
-        return cls(path, spans, dimension)
+        tokens = cls(path, spans, dimension)
+        rows = size // row_bytes
+        if rows * dimension * 4 <= memory_bytes:
+            held = np.empty((rows, dimension), dtype=np.float32)
+            for first in range(0, rows, READ_CHUNK):
+                held[first : first + READ_CHUNK] = tokens._read(first, min(READ_CHUNK, rows - first))
+            tokens._held = held
+        return tokens
 
     def __len__(self) -> int:
         return len(self.spans)
 
-    def stored(self, text: int) -> np.ndarray:
-        """Text ``text``'s token vectors as stored (float16), to copy into a new generation."""
-        first, rows = (int(n) for n in self.spans[text])
+    def _read(self, first: int, rows: int) -> np.ndarray:
         row_bytes = self.dimension * STORED.itemsize
         data = os.pread(self._fd, rows * row_bytes, first * row_bytes)
         if len(data) != rows * row_bytes:
             raise OSError(f"{self.path} is shorter than when it was loaded")
         return np.frombuffer(data, dtype=STORED).reshape(rows, self.dimension)
 
+    def stored(self, text: int) -> np.ndarray:
+        """Text ``text``'s token vectors as stored (float16), to copy into a new generation."""
+        first, rows = (int(n) for n in self.spans[text])
+        if self._held is not None:  # float16 to float32 and back is exact
+            return self._held[first : first + rows].astype(STORED)
+        return self._read(first, rows)
+
     def of(self, text: int) -> np.ndarray:
-        return self.stored(text).astype(np.float32)
+        first, rows = (int(n) for n in self.spans[text])
+        if self._held is not None:
+            return self._held[first : first + rows]
+        return self._read(first, rows).astype(np.float32)
+
+    @property
+    def held(self) -> bool:
+        """Whether the vectors are held in memory rather than read from disk."""
+        return self._held is not None
 
     def counts(self, texts: list[int]) -> int:
         """How many token vectors ``texts`` hold together."""
