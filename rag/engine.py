@@ -41,6 +41,7 @@ from .store.tokens import TokenVectors
 
 UPLOADS = "uploads"  # folder of the index folder that keeps uploaded files
 MAX_UPLOAD_NAME = 200  # characters of an uploaded file's name
+TOKENIZED_AT_ONCE = 4096  # texts counted per call when a build estimates its size on disk
 
 
 @dataclass(frozen=True)
@@ -158,13 +159,11 @@ class Engine:
             replace_file(path, data)
         try:
             return self.add_documents([path], language=language)
-        except InputError as exc:  # named by the uploader's file name: where the server keeps it is its own
+        except BaseException as exc:
             if new:
                 shutil.rmtree(folder, ignore_errors=True)
-            raise type(exc)(str(exc).replace(str(path), name)) from None
-        except BaseException:
-            if new:
-                shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(exc, InputError):  # named by the uploader's file name: where the server keeps it is its own
+                raise type(exc)(str(exc).replace(str(path), name)) from None
             raise
 
     def documents(self) -> list[dict]:
@@ -256,6 +255,7 @@ class Engine:
     def _embedded_rows(self, plan: reuse.Plan, progress: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(row, pooled vector, token vectors) of each sentence of ``plan`` to embed, a batch at a time."""
         new_rows = [row for row, old in enumerate(plan.previous_rows) if old is None]
+        # Nothing to embed: the model is not even loaded.
         for batch in self.embedder.passage_batches(plan.to_embed, progress=progress) if new_rows else ():
             for i, vector, tokens in zip(batch.rows, batch.vectors, batch.tokens, strict=True):
                 yield new_rows[i], vector, tokens
@@ -267,8 +267,8 @@ class Engine:
         texts = plan.to_embed
         new_tokens = sum(
             len(ids)
-            for start in range(0, len(texts), 4096)
-            for ids in self.embedder.token_ids(texts[start : start + 4096])
+            for start in range(0, len(texts), TOKENIZED_AT_ONCE)
+            for ids in self.embedder.token_ids(texts[start : start + TOKENIZED_AT_ONCE])
         )
         needed = bytes_needed(
             sentences=len(plan.sentences),

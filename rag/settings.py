@@ -18,7 +18,7 @@ def _default_cache_dir() -> Path:
     return Path(base) / "rag"
 
 
-def _positive_int(name: str, default: int, minimum: int = 1) -> int:
+def _whole_number(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -71,7 +71,7 @@ class Settings:
     max_connections: int = 256  # open connections and tasks before new requests get 503
     head_seconds: int = 10  # time a client has to send a request's line and headers
     # An index's token vectors up to this size (as float32) are held in memory, which makes an
-    # answer about 2 ms faster; larger ones are read from disk a sentence at a time.
+    # answer about 2.8 ms faster (benchmarks/token_reads.py); larger ones are read from disk a sentence at a time.
     token_memory_mb: int = 256
 
     @classmethod
@@ -86,14 +86,14 @@ class Settings:
             index_dir=Path(env("RAG_INDEX_DIR") or "index"),
             seeds_dir=Path(env("RAG_SEEDS_DIR") or "seeds"),
             cache_dir=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else _default_cache_dir(),
-            batch_size=_positive_int("RAG_BATCH_SIZE", 32),
-            max_running=_positive_int("RAG_MAX_RUNNING", 2),
-            max_waiting=_positive_int("RAG_MAX_WAITING", 64),
-            queue_seconds=_positive_int("RAG_QUEUE_SECONDS", 10),
+            batch_size=_whole_number("RAG_BATCH_SIZE", 32),
+            max_running=_whole_number("RAG_MAX_RUNNING", 2),
+            max_waiting=_whole_number("RAG_MAX_WAITING", 64),
+            queue_seconds=_whole_number("RAG_QUEUE_SECONDS", 10),
             api_key=_api_key(env("RAG_API_KEY")),
-            max_upload_mb=_positive_int("RAG_MAX_UPLOAD_MB", 20),
+            max_upload_mb=_whole_number("RAG_MAX_UPLOAD_MB", 20),
             allowed_hosts=tuple(h.strip() for h in (env("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()),
-            max_connections=_positive_int("RAG_MAX_CONNECTIONS", 256),
-            head_seconds=_positive_int("RAG_HEAD_SECONDS", 10),
-            token_memory_mb=_positive_int("RAG_TOKEN_MEMORY_MB", 256, minimum=0),
+            max_connections=_whole_number("RAG_MAX_CONNECTIONS", 256),
+            head_seconds=_whole_number("RAG_HEAD_SECONDS", 10),
+            token_memory_mb=_whole_number("RAG_TOKEN_MEMORY_MB", 256, minimum=0),
         )

@@ -12,7 +12,7 @@
 
 A build streams the token vectors to disk as they come, and a server reads them a sentence at a
 time: memory holds the pooled vectors (about 1.5 KB a sentence), the texts and the model, never
-the token vectors (about 75 KB a sentence). Loading checks each file's size and sha256 against
+the token vectors (about 60 KB a sentence as stored). Loading checks each file's size and sha256 against
 the manifest, reading in chunks, before handing it to the vector index, SQLite or NumPy (never
 with pickle).
 """
