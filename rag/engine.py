@@ -41,7 +41,7 @@ from .store.tokens import TokenVectors
 
 UPLOADS = "uploads"  # folder of the index folder that keeps uploaded files
 MAX_UPLOAD_NAME = 200  # characters of an uploaded file's name
-TOKENIZED_AT_ONCE = 4096  # texts counted per call when a build estimates its size on disk
+TOKENIZED_AT_ONCE = 256  # texts counted per call when a build estimates its size on disk
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,7 @@ class Engine:
                 previous = None
             report = self._publish(documents, skipped, previous, started, progress, [d.id for d in documents])
         kept = {d.source_sha256 for d in documents}
-        left_out = (
-            [] if previous is None else [d.id for d in previous.documents.values() if d.source_sha256 not in kept]
-        )
+        left_out = [] if previous is None else [d.id for d in previous.listed.values() if d.source_sha256 not in kept]
         return replace(report, left_out=tuple(left_out))
 
     def add_documents(self, paths: Sequence[Path], progress: bool = False, language: str | None = None) -> BuildReport:
@@ -117,7 +115,7 @@ class Engine:
         started = time.perf_counter()
         with build_lock(self.settings.index_dir):
             current = self._current()
-            known = {str(Path(d.path).resolve()): d.id for d in current.documents.values()}
+            known = {str(Path(d.path).resolve()): d.id for d in current.listed.values()}
             added, skipped = load_documents(paths, language, taken=current.documents, known=known)
             replaced = {document.id for document in added}
             kept = [d for d in current.in_row_order if d.id not in replaced]
@@ -138,7 +136,7 @@ class Engine:
             report = self._publish(kept, [], current, started, progress=False)
         uploads = (self.settings.index_dir / UPLOADS).resolve()
         for document_id in ids:  # an uploaded file goes with its document; nothing else refers to it
-            folder = Path(current.documents[document_id].path).resolve().parent
+            folder = Path(current.listed[document_id].path).resolve().parent
             if folder.parent == uploads:
                 shutil.rmtree(folder, ignore_errors=True)
         return report
@@ -168,18 +166,16 @@ class Engine:
 
     def documents(self) -> list[dict]:
         """The index's documents as GET /api/documents lists them, in index order."""
-        index = self.index
-        counts = index.sentence_counts
         return [
             {
                 "id": d.id,
                 "title": d.title,
                 "language": d.language,
                 "format": d.format,
-                "sentences": counts.get(d.id, 0),
+                "sentences": d.sentences,
                 "sha256": d.source_sha256,
             }
-            for d in index.in_row_order
+            for d in self.index.row_order
         ]
 
     def _current(self) -> LoadedIndex:
@@ -282,10 +278,7 @@ class Engine:
     def load_index(self) -> LoadedIndex:
         """The live index, verified, checked against the configured model and stores, and ready
         to answer from."""
-        contents = self._load_checked(self.settings.token_memory_mb << 20)
-        if self.chitchat:
-            contents.vocabulary  # noqa: B018 - computed while loading, not inside the first request that needs it
-        return contents
+        return self._load_checked(self.settings.token_memory_mb << 20)
 
     def _load_checked(self, token_memory_bytes: int = 0) -> LoadedIndex:
         """The live index, verified and checked against the configured model and stores; a
@@ -375,7 +368,7 @@ class Engine:
         sentence; 0.5 when either language is not known."""
         if not retrieval.ranked:
             return 0.5
-        language = index.documents[index.sentences[retrieval.ranked[0].row].document].language
+        language = index.listed[index.sentences[retrieval.ranked[0].row].document].language
         found = probabilities(text)
         if language is None or sure_language(found) is None:
             return 0.5

@@ -169,20 +169,16 @@ def test_best_matches_equal_the_plain_definition(lengths, question_tokens, seed,
         assert np.allclose(got[row], expected, atol=1e-5)
 
 
-def test_the_abstention_names_each_title_once_and_an_untitled_document_by_its_id(index):
-    import dataclasses
-
+def test_the_abstention_names_each_title_once_and_an_untitled_document_by_its_id():
     from rag.answer.extractive import about
+    from rag.store.index import titles
+    from rag.store.metadata import Listed
 
-    documents = {
-        "a": dataclasses.replace(next(iter(index.documents.values())), id="a", title="Same"),
-        "b": dataclasses.replace(next(iter(index.documents.values())), id="b", title="Same"),
-        "c": dataclasses.replace(next(iter(index.documents.values())), id="c", title=""),
-        "d": dataclasses.replace(next(iter(index.documents.values())), id="d", title="Another"),
-        "e": dataclasses.replace(next(iter(index.documents.values())), id="e", title="Zebra"),
-    }
-    many = dataclasses.replace(index, documents=documents)
-    assert about(many) == " They are about: Another; Same; Zebra; and 1 more."
+    documents = [
+        Listed(id, title, f"{id}.txt", "0" * 64, "0" * 64, "text", "en", row, 1)
+        for row, (id, title) in enumerate([("a", "Same"), ("b", "Same"), ("c", ""), ("d", "Another"), ("e", "Zebra")])
+    ]
+    assert about(titles(documents)) == " They are about: Another; Same; Zebra; and 1 more."
 
 
 def test_the_background_is_scored_only_when_asked_for(index):

@@ -132,3 +132,81 @@ def test_the_disk_estimate_covers_what_a_build_writes(index_dir, tmp_path):
         token_dimension=model["token_dimension"],
     )
     assert written <= estimate <= 2 * written + 4_000_000
+
+
+POOLED_SENTENCES = 40_000
+POOLED_DIMENSION = 768
+SERVED = f"""
+import json, sys
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, {str(REPO)!r})
+from tests.conftest import FakeEmbedder
+from rag.embed.base import Batch, Encoded
+from rag.embed.factory import EMBEDDERS
+from rag.engine import Engine
+from rag.settings import Settings
+
+NARROW = FakeEmbedder()  # token vectors of 16 dimensions
+
+
+class WidePooled(FakeEmbedder):  # pooled vectors of 768 dimensions, made fast
+    dimension = {POOLED_DIMENSION}
+
+    def _encode(self, texts):
+        return Encoded(self._vectors(texts), [NARROW._vectors(text.split()) for text in texts])
+
+    def passage_batches(self, texts, progress=False):
+        for start in range(0, len(texts), 4096):
+            rows = list(range(start, min(start + 4096, len(texts))))
+            vectors = np.random.default_rng(start).standard_normal((len(rows), self.dimension)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            yield Batch(rows, vectors, [NARROW._vectors(texts[row].split()) for row in rows])
+
+
+def anon_mib():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("RssAnon"))
+    return int(line.split()[1]) / 1024
+
+EMBEDDERS["fake"] = lambda settings: WidePooled()
+settings = Settings.from_env()
+engine = Engine(settings)
+if sys.argv[1] == "build":
+    engine.build_index([settings.seeds_dir])
+else:
+    from rag.ingest.language import probabilities
+    probabilities("Warm up: the language model loads on first use.")
+    before = anon_mib()
+    index = engine.index
+    answers = [engine.answer(f"What does sentence number {{n}} say about the harbour?") for n in (7, 39_000)]
+    texts = [index.sentence_text(index.sentences[row]) for row in (0, len(index.sentences) - 1)]
+    print(json.dumps({{"grew_mib": anon_mib() - before, "sentences": len(index.sentences), "texts": texts,
+                      "answers": [a.answer for a in answers], "vocabulary": "harbour" in index.vocabulary}}))
+"""
+
+
+def test_a_loaded_index_holds_neither_its_pooled_vectors_nor_its_sentences_in_memory(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = [f"Sentence number {i} tells of the harbour of town {i % 97}." for i in range(POOLED_SENTENCES)]
+    (corpus / "long.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "RAG_BACKEND": "fake",
+        "RAG_EMBEDDING_MODEL": "fake",
+        "RAG_INDEX_DIR": str(tmp_path / "index"),
+        "RAG_SEEDS_DIR": str(corpus),
+        "RAG_INDEX_TYPE": "flat",
+        "RAG_TOKEN_MEMORY_MB": "0",  # held or not, token vectors are test_store's
+    }
+    for step in ("build", "serve"):  # the server in a process of its own: nothing left from the build
+        child = subprocess.run(
+            [sys.executable, "-c", SERVED, step], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert child.returncode == 0, child.stderr[-3000:]
+    found = json.loads(child.stdout)
+    pooled_mib = POOLED_SENTENCES * POOLED_DIMENSION * 4 / 2**20
+    assert found["sentences"] == POOLED_SENTENCES and found["texts"] == [lines[0], lines[-1]]
+    assert all(found["answers"]) and found["vocabulary"]
+    # Held in memory, the pooled vectors alone would add 117 MiB; memory-mapped they are page cache.
+    assert found["grew_mib"] < pooled_mib / 3, f"loading and answering took {found['grew_mib']:.0f} MiB"

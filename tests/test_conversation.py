@@ -21,7 +21,8 @@ def unit(*values):
 def corpus(*sentences):
     """Each sentence one token vector, its pooled vector the same."""
     pooled = np.stack(sentences)
-    return new_vector_index("faiss", pooled, "flat"), TokenVectors.join([s[None] for s in sentences], DIMENSION)
+    vectors = new_vector_index("faiss", [pooled], len(pooled), DIMENSION, "flat")
+    return vectors, TokenVectors.join([s[None] for s in sentences], DIMENSION)
 
 
 def test_the_earlier_question_breaks_a_near_tie_and_leaves_the_decided_score():

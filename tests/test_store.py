@@ -64,7 +64,8 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
     scores, rows = contents.vectors.search(vectors[3:4], 1)
     assert rows[0][0] == 3 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
     manifest = json.loads((generation / MANIFEST).read_text())
-    assert manifest["format_version"] == FORMAT_VERSION == 5
+    assert manifest["format_version"] == FORMAT_VERSION == 6
+    assert sorted(p.name for p in generation.iterdir()) == sorted(store.FILES), "the pooled vectors' file is gone"
     assert manifest["counts"] == {"documents": 1, "sentences": len(sentences)}
     recorded = manifest["documents"][0]
     assert (recorded["source_sha256"], recorded["text_sha256"]) == (document.source_sha256, document.text_sha256)
@@ -120,7 +121,7 @@ def test_an_index_of_an_older_format_is_refused_in_one_line(tmp_path):
     rewrite_manifest(generation, lambda manifest: manifest.update(format_version=2))
     with pytest.raises(IndexInvalidError) as refused:
         store.load_index(tmp_path)
-    assert "format version 2, this rag reads version 5; run `rag index` to rebuild it" in str(refused.value)
+    assert "format version 2, this rag reads version 6; run `rag index` to rebuild it" in str(refused.value)
     assert "\n" not in str(refused.value)
 
 
@@ -240,3 +241,56 @@ def test_token_vectors_read_from_disk_or_held_in_memory_are_the_same(tmp_path):
         assert from_disk.of(row).dtype == held.of(row).dtype == np.float32
         assert np.array_equal(from_disk.of(row), held.of(row))
         assert np.array_equal(from_disk.stored(row), held.stored(row)), "copied into a new generation unchanged"
+
+
+def test_the_catalog_reads_documents_sentences_and_words_by_row_from_several_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    generation, document, sentences, *_ = build(tmp_path)
+    contents = store.load_index(tmp_path)
+    assert len(contents.sentences) == len(sentences) and contents.sentences[-1] == sentences[-1]
+    with pytest.raises(IndexError):
+        contents.sentences[len(sentences)]
+    assert document.id in contents.documents and "nothing" not in contents.documents and 3 not in contents.documents
+    assert contents.documents.get("nothing") is None and list(contents.documents) == [document.id]
+    assert contents.sentences_of(document.id) == sentences and contents.sentences_of("nothing") == []
+    assert "poutine" in contents.vocabulary and "Poutine" not in contents.vocabulary, "case-folded"
+    assert not any(word in contents.vocabulary for word in ("2019", "zzzz")), "no word with a digit, nor unknown"
+    assert contents.listed[document.id].sentences == len(sentences) and contents.titles == (document.title,)
+
+    def read(row: int) -> str:
+        return contents.sentence_text(contents.sentences[row])
+
+    with ThreadPoolExecutor(8) as pool:
+        texts = list(pool.map(read, list(range(len(sentences))) * 20))
+    assert texts == [document.text[s.start : s.end] for s in sentences] * 20
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ('UPDATE sentences SET "end" = end + 100000 WHERE row = 3', "a sentence outside its document"),
+        ("UPDATE sentences SET row = row + 1000 WHERE row = 0", "not numbered from 0"),
+        ("UPDATE documents SET first_row = 2", "not its consecutive rows"),
+        ("UPDATE documents SET sentences = sentences - 1", "not its consecutive rows"),
+        ("UPDATE documents SET characters = characters + 1", "a wrong length"),
+        ("UPDATE documents SET text = text || 'x'", "does not match its sha256"),
+        ("UPDATE documents SET headings = 'not json'", "is not a readable metadata database"),
+        ("DROP TABLE words", "is not a readable metadata database"),
+    ],
+)
+def test_a_catalog_whose_rows_disagree_is_refused(tmp_path, change, says):
+    import shutil
+    import sqlite3
+
+    from rag.store.metadata import Catalog
+
+    generation, *_ = build(tmp_path / "index")
+    path = tmp_path / "metadata.sqlite3"
+    shutil.copy(generation / store.METADATA, path)
+    db = sqlite3.connect(path)
+    db.execute(change)
+    db.commit()
+    db.close()
+    with pytest.raises(ValueError, match=says):
+        Catalog.open(path).has_word("x")

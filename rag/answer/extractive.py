@@ -14,9 +14,8 @@ CLOSEST_NOTE = " The closest passages are cited for you to judge."
 TITLES_SHOWN = 3
 
 
-def about(index: LoadedIndex) -> str:
-    """What the documents are about, from their titles."""
-    titles = index.titles
+def about(titles: tuple[str, ...]) -> str:
+    """What the documents are about, from their titles (``LoadedIndex.titles``)."""
     more = len(titles) - TITLES_SHOWN
     return " They are about: " + "; ".join(titles[:TITLES_SHOWN]) + (f"; and {more} more." if more > 0 else ".")
 
@@ -28,5 +27,5 @@ class ExtractiveAnswerer:
             text = " ".join(f"{c.text} [{c.id}]" for c in in_reading_order(cited))
             return Answer(question=question, abstained=False, answer=text, citations=cited)
         cited = citations(nearest_rows(retrieval, limit), retrieval, index) if decision.show_closest else []
-        text = NOT_IN_DOCUMENTS + about(index) + (CLOSEST_NOTE if cited else "")
+        text = NOT_IN_DOCUMENTS + about(index.titles) + (CLOSEST_NOTE if cited else "")
         return Answer(question=question, abstained=True, answer=text, citations=cited)

@@ -14,6 +14,11 @@ from ..errors import ModelError
 from .base import BatchedEmbedder, encode_outputs, shorten_questions
 from .onnx_model import read_onnx_model
 
+# Rows x tokens x tokens per run of the model: 8 rows of 128 tokens, 1 of 512. One run's attention
+# scores (12 heads, float32) take at most 13 MB where 32 rows of 512 took 400: a build of 1 MB of
+# text peaked at 643 MiB instead of 935, in the same time (README, "Memory").
+ATTENTION_CELLS = 8 * 128 * 128
+
 
 class OnnxEmbedder(BatchedEmbedder):
     """The exported model on onnxruntime: tokenizer, word-embedding lookup in a memory-mapped
@@ -61,11 +66,19 @@ class OnnxEmbedder(BatchedEmbedder):
         mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
         if query:
             ids, mask = shorten_questions(ids, mask, self._pad_id)
-        words = np.ascontiguousarray(self._words[ids])
-        # The rows read stay mapped in this process until dropped: questions in many scripts
-        # would page in the whole 384 MB table (measured: +240 MiB over 400 such questions).
-        # Dropping them costs nothing the page cache does not give back at once.
-        self._words._mmap.madvise(mmap.MADV_DONTNEED)
-        middle, last = self._session.run(None, {"inputs_embeds": words, "attention_mask": mask})
-        keep = mask.astype(bool) & ~np.isin(ids, self.special_ids)
-        return encode_outputs(middle, last, mask, keep, self._prompt_tokens[prompt])
+        # Attention takes memory in rows x tokens squared: long texts run a few rows at a time.
+        step = max(1, ATTENTION_CELLS // ids.shape[1] ** 2)
+        pooled, tokens = [], []
+        for first in range(0, len(ids), step):
+            part_ids, part_mask = ids[first : first + step], mask[first : first + step]
+            words = np.ascontiguousarray(self._words[part_ids])
+            # The rows read stay mapped in this process until dropped: questions in many scripts
+            # would page in the whole 384 MB table (measured: +240 MiB over 400 such questions).
+            # Dropping them costs nothing the page cache does not give back at once.
+            self._words._mmap.madvise(mmap.MADV_DONTNEED)
+            middle, last = self._session.run(None, {"inputs_embeds": words, "attention_mask": part_mask})
+            keep = part_mask.astype(bool) & ~np.isin(part_ids, self.special_ids)
+            part_pooled, part_tokens = encode_outputs(middle, last, part_mask, keep, self._prompt_tokens[prompt])
+            pooled.append(part_pooled)
+            tokens += part_tokens
+        return np.concatenate(pooled), tokens

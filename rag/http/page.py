@@ -42,7 +42,7 @@ class _ById(dict):
 def _listing(index: LoadedIndex) -> list[dict]:
     return [
         {"id": d.id, "title": d.title or d.id, "language": d.language, "format": d.format}
-        for d in index.documents.values()
+        for d in index.listed.values()
     ]
 
 

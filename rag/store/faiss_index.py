@@ -43,8 +43,8 @@ class FaissIndex:
     def load(cls, path: Path, description: dict) -> FaissIndex:
         import faiss
 
-        try:
-            index = faiss.read_index(str(path))
+        try:  # memory-mapped: the vectors and graph stay in the page cache, not in the process's memory
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
         except RuntimeError:
             raise ValueError("is not a FAISS index") from None
         loaded = cls(index)

@@ -29,11 +29,11 @@ import numpy as np
 
 from ..errors import IndexInvalidError, RagError
 from ..ingest.document import Document, Sentence
-from ..ingest.words import word_has_digit, words
 from .factory import new_vector_index, vector_index_class
 from .generations import live_generation, publish
 from .manifest import FIX, MANIFEST, file_checksum, manifest_bytes, read_manifest
-from .metadata import load_metadata, write_metadata
+from .metadata import Catalog, Documents, Listed, Sentences, Vocabulary, write_metadata
+from .pooled import PooledFile
 from .tokens import STORED, TokenFile, TokenVectors, TokenWriter
 from .vector_index import VectorIndex
 
@@ -42,63 +42,70 @@ TOKENS = "tokens.f16"
 TOKEN_SPANS = "token_spans.npy"
 BACKGROUND = "background.npz"
 METADATA = "metadata.sqlite3"
+POOLED = "pooled.npy"  # written while building, removed before the generation goes live
 DATA_FILES = (VECTORS, TOKENS, TOKEN_SPANS, BACKGROUND, METADATA)  # each checked against the manifest
 FILES = (*DATA_FILES, MANIFEST)  # every file of a generation
 
 
 @dataclass(frozen=True)
 class LoadedIndex:
-    """Everything one index holds, loaded and verified."""
+    """Everything one index holds, verified. The vectors are memory-mapped and the documents,
+    sentences and token vectors read from disk when asked for (``token_memory_bytes`` aside), so
+    memory does not grow with the corpus."""
 
     manifest: dict
-    documents: dict[str, Document]
-    sentences: list[Sentence]  # row i of the vectors is sentences[i]
+    catalog: Catalog
     vectors: VectorIndex
-    tokens: TokenFile  # text i is sentences[i], read from disk when asked for
+    tokens: TokenFile  # text i is sentences[i]
     background: TokenVectors  # the background sentences the manifest names
     generation: str  # the folder it was loaded from, e.g. gen-000007-20261123T191508Z
+
+    @cached_property
+    def documents(self) -> Documents:
+        return Documents(self.catalog)
+
+    @cached_property
+    def sentences(self) -> Sentences:
+        """Row i of the vectors is sentences[i]."""
+        return Sentences(self.catalog)
+
+    @cached_property
+    def vocabulary(self) -> Vocabulary:
+        """Every word of the documents without a digit, case-folded (to tell a name from chit-chat)."""
+        return Vocabulary(self.catalog)
+
+    @cached_property
+    def listed(self) -> dict[str, Listed]:
+        """The documents without their texts, by id (sorted)."""
+        return {listed.id: listed for listed in self.catalog.listed()}
 
     def sentence_text(self, sentence: Sentence) -> str:
         return self.documents[sentence.document].text[sentence.start : sentence.end]
 
-    @cached_property
-    def vocabulary(self) -> frozenset[str]:
-        """Every word of the documents without a digit, case-folded (to tell a name from chit-chat)."""
-        return frozenset(
-            word for document in self.documents.values() for word in words(document.text) if not word_has_digit(word)
-        )
-
-    @cached_property
-    def sentence_counts(self) -> dict[str, int]:
-        """Each document's number of sentences, in the order its rows start (index order)."""
-        counts: dict[str, int] = {}
-        for sentence in self.sentences:
-            counts[sentence.document] = counts.get(sentence.document, 0) + 1
-        return counts
-
-    @cached_property
-    def _row_spans(self) -> dict[str, tuple[int, int]]:
-        """Each document's rows: its sentences are consecutive."""
-        spans, start = {}, 0
-        for document, count in self.sentence_counts.items():
-            spans[document] = (start, start + count)
-            start += count
-        return spans
-
     def sentences_of(self, document: str) -> list[Sentence]:
-        start, end = self._row_spans.get(document, (0, 0))
-        return self.sentences[start:end]
+        listed = self.listed.get(document)
+        if listed is None:
+            return []
+        return list(self.catalog.sentences(listed.first_row, listed.first_row + listed.sentences))
 
     @cached_property
-    def in_row_order(self) -> tuple[Document, ...]:
-        """The documents in the order of their rows; one without sentences last."""
-        counts = self.sentence_counts
-        return tuple([self.documents[i] for i in counts] + [d for d in self.documents.values() if d.id not in counts])
+    def row_order(self) -> tuple[Listed, ...]:
+        """The documents without their texts in the order of their rows; one without sentences last."""
+        return tuple(sorted(self.listed.values(), key=lambda d: (d.sentences == 0, d.first_row, d.id)))
+
+    @property
+    def in_row_order(self) -> list[Document]:
+        """The documents with their texts, in the order of their rows (for a build)."""
+        return [self.documents[listed.id] for listed in self.row_order]
 
     @cached_property
     def titles(self) -> tuple[str, ...]:
-        """The documents' titles (their ids when untitled), sorted, each once."""
-        return tuple(sorted({document.title or document.id for document in self.documents.values()}))
+        return titles(self.listed.values())
+
+
+def titles(documents: Iterable[Listed]) -> tuple[str, ...]:
+    """The documents' titles (their ids when untitled), sorted, each once."""
+    return tuple(sorted({document.title or document.id for document in documents}))
 
 
 def write_index(
@@ -119,14 +126,14 @@ def write_index(
     model = info["model"]
 
     def write(folder: Path) -> None:
-        pooled = np.zeros((len(sentences), model["dimension"]), dtype=np.float32)
-        with TokenWriter(folder / TOKENS, model["token_dimension"], len(sentences)) as tokens:
+        pooled = PooledFile(folder / POOLED, len(sentences), model["dimension"])
+        with pooled, TokenWriter(folder / TOKENS, model["token_dimension"], len(sentences)) as tokens:
             for row, vector, token_vectors in rows:
-                pooled[row] = vector
+                pooled.write(row, vector)
                 tokens.write(row, token_vectors)
-        np.save(folder / TOKEN_SPANS, tokens.spans, allow_pickle=False)
-        vectors = new_vector_index(vector_store, pooled, index_type)
-        del pooled  # the vector index holds its own copy
+            np.save(folder / TOKEN_SPANS, tokens.spans, allow_pickle=False)
+            vectors = new_vector_index(vector_store, pooled.chunks(), len(sentences), model["dimension"], index_type)
+        (folder / POOLED).unlink()
         vectors.save(folder / VECTORS)
         (folder / BACKGROUND).write_bytes(background.to_bytes())
         write_metadata(folder / METADATA, documents, sentences)
@@ -139,7 +146,8 @@ def write_index(
 def bytes_needed(sentences: int, tokens: int, text_bytes: int, dimension: int, token_dimension: int) -> int:
     """About how much disk a generation of ``sentences`` sentences holding ``tokens`` token vectors
     and ``text_bytes`` of document text takes (a little more than it will: graph links included)."""
-    per_sentence = 2 * dimension * 4 + 2 * 8 + 64  # pooled vector and graph links, span, metadata row
+    # The pooled vector twice (the file it waits in, the index) with graph links, a span, a metadata row.
+    per_sentence = 3 * dimension * 4 + 2 * 8 + 64
     return tokens * token_dimension * STORED.itemsize + sentences * per_sentence + 2 * text_bytes + 4_000_000
 
 
@@ -180,7 +188,7 @@ def _parse(generation: Path, name: str, parse):
 
 def _token_spans(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)  # read from the page cache, not held
     except (OSError, ValueError, EOFError):
         raise ValueError("is not a token span file") from None
 
@@ -194,13 +202,14 @@ def load_index(index_dir: Path, token_memory_bytes: int = 0) -> LoadedIndex:
     described = manifest["vector_index"]
     index_class = _parse(generation, MANIFEST, lambda: _known_backend(described["backend"]))
     vectors = _parse(generation, VECTORS, lambda: index_class.load(paths[VECTORS], described))
-    documents, sentences = _parse(generation, METADATA, lambda: load_metadata(paths[METADATA]))
+    catalog = _parse(generation, METADATA, lambda: Catalog.open(paths[METADATA]))
+    sentences = catalog.sentence_count()
     token_dimension = manifest["model"]["token_dimension"]
     spans = _parse(generation, TOKEN_SPANS, lambda: _token_spans(paths[TOKEN_SPANS]))
     tokens = _parse(
         generation,
         TOKENS,
-        lambda: TokenFile.open(paths[TOKENS], spans, len(sentences), token_dimension, token_memory_bytes),
+        lambda: TokenFile.open(paths[TOKENS], spans, sentences, token_dimension, token_memory_bytes),
     )
     background = _parse(
         generation,
@@ -211,15 +220,14 @@ def load_index(index_dir: Path, token_memory_bytes: int = 0) -> LoadedIndex:
     )
     counts = manifest["counts"]
     if not (
-        vectors.count() == len(sentences) == counts["sentences"]
-        and len(documents) == counts["documents"]
+        vectors.count() == sentences == counts["sentences"]
+        and catalog.document_count() == counts["documents"]
         and vectors.dimension() == manifest["model"]["dimension"]
     ):
         raise IndexInvalidError(f"the files in {generation} disagree with its manifest; {FIX}")
     return LoadedIndex(
         manifest=manifest,
-        documents=documents,
-        sentences=sentences,
+        catalog=catalog,
         vectors=vectors,
         tokens=tokens,
         background=background,

@@ -14,8 +14,9 @@ from ..ingest.document import Document, Sentence
 
 FORMAT = "rag-index"
 # 2: token vectors and background; 3: document identity (source and text sha256, format, language);
-# 4: headings and pages; 5: token vectors streamed to a raw file with spans, read a text at a time
-FORMAT_VERSION = 5
+# 4: headings and pages; 5: token vectors streamed to a raw file with spans, read a text at a time;
+# 6: the metadata read by row (each document's rows and length, the documents' words)
+FORMAT_VERSION = 6
 MANIFEST = "manifest.json"
 FIX = "run `rag index` to rebuild it"
 
