@@ -6,8 +6,9 @@ For each size (MB of UTF-8 text) it writes one .txt file of that size made of th
 XQuAD-R paragraphs in eval/ (English, German, Spanish; cycled when the size asks for more), runs
 `rag index FILE` with the default model in a fresh process and reads that process's peak
 resident memory (``wait4``'s ru_maxrss), then starts `rag serve` on that index, asks
-``--questions`` questions over HTTP and reads the server's peak (VmHWM). Also prints the build
-time and the index's size on disk. The folders are removed afterwards.
+``--questions`` questions over HTTP and reads the server's peak (VmHWM) and its anonymous
+memory (RssAnon: the part no file backs; the memory-mapped vector index is in the page cache).
+Also prints the build time and the index's size on disk. The folders are removed afterwards.
 """
 
 from __future__ import annotations
@@ -68,15 +69,18 @@ def run_measured(argv: list[str], env: dict) -> tuple[int, float, str]:
     return process.returncode, usage.ru_maxrss / 1024, output + f"\n({time.perf_counter() - started:.1f} s)"
 
 
-def peak_mib(pid: int) -> float:
+def status_mib(pid: int, field: str = "VmHWM") -> float:
+    """A memory figure of /proc/PID/status: VmHWM (peak resident), RssAnon (resident now, not
+    backed by a file: what memory-mapped index files and the page cache do not count in)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
+    raise RuntimeError(f"no {field}")
 
 
-def serve_peak(env: dict, port: int, questions: int) -> tuple[float, float]:
-    """Peak RSS (MiB) of a server once ready, and after ``questions`` questions."""
+def serve_peak(env: dict, port: int, questions: int) -> tuple[float, float, float]:
+    """Peak RSS (MiB) of a server once ready and after ``questions`` questions, and its anonymous
+    resident memory then."""
     server = subprocess.Popen(
         [sys.executable, "-m", "rag", "serve", "--port", str(port)],
         env=env,
@@ -95,7 +99,7 @@ def serve_peak(env: dict, port: int, questions: int) -> tuple[float, float]:
                 time.sleep(0.5)
         else:
             raise RuntimeError("the server did not become ready")
-        ready = peak_mib(server.pid)
+        ready = status_mib(server.pid)
         for question in itertools.islice(itertools.cycle(QUESTIONS), questions):
             request = urllib.request.Request(
                 base + "/api/ask",
@@ -104,7 +108,7 @@ def serve_peak(env: dict, port: int, questions: int) -> tuple[float, float]:
             )
             with urllib.request.urlopen(request, timeout=60) as response:
                 response.read()
-        return ready, peak_mib(server.pid)
+        return ready, status_mib(server.pid), status_mib(server.pid, "RssAnon")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -128,12 +132,13 @@ def main() -> None:
             if code != 0:
                 raise SystemExit(f"rag index failed:\n{output}")
             disk = sum(p.stat().st_size for p in (work / "index").rglob("*") if p.is_file())
-            ready_mib, serve_mib = serve_peak(env, args.port, args.questions)
+            ready_mib, serve_mib, anon_mib = serve_peak(env, args.port, args.questions)
             figures = {
                 "text_mb": size,
                 "build_peak_mib": round(build_mib),
                 "serve_peak_ready_mib": round(ready_mib),
                 "serve_peak_after_questions_mib": round(serve_mib),
+                "serve_anonymous_after_questions_mib": round(anon_mib),
                 "index_disk_mb": round(disk / 1e6),
                 "build": [line for line in output.splitlines() if line.startswith(("Indexed", "("))],
             }
@@ -141,6 +146,14 @@ def main() -> None:
             results.append(figures)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    print("\n| text | build peak | serve peak ready / after questions | serve anonymous | disk |")
+    print("|---|---|---|---|---|")
+    for f in results:
+        print(
+            f"| {f['text_mb']:g} MB | {f['build_peak_mib']} MiB | {f['serve_peak_ready_mib']} / "
+            f"{f['serve_peak_after_questions_mib']} MiB | {f['serve_anonymous_after_questions_mib']} MiB | "
+            f"{f['index_disk_mb'] / 1000:.1f} GB |"
+        )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 

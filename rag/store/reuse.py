@@ -5,7 +5,6 @@ are copied as stored (float16), so reuse changes no score."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -39,28 +38,22 @@ def _same_segmentation(document: Document, old: Document, previous: LoadedIndex)
 def plan(documents: list[Document], previous: LoadedIndex | None) -> Plan:
     """Segment ``documents``; a document reuses the rows of a previous one with the same text
     (by sha256) and the same sentences (taken as they are when the segmentation cannot differ)."""
-    rows_of: dict[str, list[int]] = defaultdict(list)
-    if previous is not None:
-        for row, sentence in enumerate(previous.sentences):
-            rows_of[sentence.document].append(row)
-    by_text = {} if previous is None else {d.text_sha256: d.id for d in previous.documents.values()}
+    by_text = {} if previous is None else {d.text_sha256: d for d in previous.listed.values()}
     sentences: list[Sentence] = []
     texts: list[str] = []
     previous_rows: list[int | None] = []
     for document in documents:
         old = by_text.get(document.text_sha256)
-        if old is not None and _same_segmentation(document, previous.documents[old], previous):
-            found = [replace(previous.sentences[row], document=document.id) for row in rows_of[old]]
+        old_rows = range(0) if old is None else range(old.first_row, old.first_row + old.sentences)
+        old_sentences = [] if old is None else list(previous.catalog.sentences(old_rows.start, old_rows.stop))
+        if old is not None and _same_segmentation(document, previous.documents[old.id], previous):
+            found = [replace(sentence, document=document.id) for sentence in old_sentences]
         else:
             found = split_sentences(document)
-        rows: list[int | None] = [None] * len(found)
-        if old is not None:
-            old_spans = [(previous.sentences[row].start, previous.sentences[row].end) for row in rows_of[old]]
-            if old_spans == [(s.start, s.end) for s in found]:
-                rows = list(rows_of[old])
+        same = [(s.start, s.end) for s in old_sentences] == [(s.start, s.end) for s in found]
+        previous_rows += list(old_rows) if old is not None and same else [None] * len(found)
         sentences += found
         texts += [document.text[s.start : s.end] for s in found]
-        previous_rows += rows
     return Plan(sentences, texts, previous_rows)
 
 
