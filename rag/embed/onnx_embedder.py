@@ -14,10 +14,12 @@ from ..errors import ModelError
 from .base import BatchedEmbedder, encode_outputs, shorten_questions
 from .onnx_model import read_onnx_model
 
-# Rows x tokens x tokens per run of the model: 8 rows of 128 tokens, 1 of 512. One run's attention
-# scores (12 heads, float32) take at most 13 MB where 32 rows of 512 took 400: a build of 1 MB of
-# text peaked at 643 MiB instead of 935, in the same time (README, "Memory").
-ATTENTION_CELLS = 8 * 128 * 128
+# Rows x tokens x tokens per run of the model: 32 rows of up to 128 tokens, 8 of 256, 2 of 512.
+# One run's attention scores (12 heads, float32) take at most 25 MB where 32 rows of 512 took
+# 400. Texts of up to 128 tokens (most sentences) run 32 at a time as before: the int8 model
+# scales its activations per run, so a text's vectors depend slightly on the texts it runs with,
+# and 8 rows instead of 32 moved one dev answer (measured; README, "Memory").
+ATTENTION_CELLS = 32 * 128 * 128
 
 
 class OnnxEmbedder(BatchedEmbedder):

@@ -42,7 +42,7 @@ TOKENS = "tokens.f16"
 TOKEN_SPANS = "token_spans.npy"
 BACKGROUND = "background.npz"
 METADATA = "metadata.sqlite3"
-POOLED = "pooled.npy"  # written while building, removed before the generation goes live
+POOLED = "pooled.f32"  # written while building, removed before the generation goes live
 DATA_FILES = (VECTORS, TOKENS, TOKEN_SPANS, BACKGROUND, METADATA)  # each checked against the manifest
 FILES = (*DATA_FILES, MANIFEST)  # every file of a generation
 
