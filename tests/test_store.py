@@ -246,7 +246,7 @@ def test_token_vectors_read_from_disk_or_held_in_memory_are_the_same(tmp_path):
 def test_the_catalog_reads_documents_sentences_and_words_by_row_from_several_threads(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    generation, document, sentences, *_ = build(tmp_path)
+    _, document, sentences, *_ = build(tmp_path)
     contents = store.load_index(tmp_path)
     assert len(contents.sentences) == len(sentences) and contents.sentences[-1] == sentences[-1]
     with pytest.raises(IndexError):
