@@ -30,9 +30,16 @@ CREATE TABLE sentences (row INTEGER PRIMARY KEY, document TEXT NOT NULL REFERENC
                         start INTEGER NOT NULL, "end" INTEGER NOT NULL);
 CREATE TABLE words (word TEXT PRIMARY KEY) WITHOUT ROWID;  -- the documents' words without a digit, case-folded
 """
-_DOCUMENT = "id, title, path, text, source_sha256, text_sha256, format, language, headings, pages"
-_LISTED = "id, title, path, source_sha256, text_sha256, format, language, first_row, sentences"
-_SENTENCE = 'document, idx, paragraph, start, "end"'
+_READ_DOCUMENT = (
+    "SELECT id, title, path, text, source_sha256, text_sha256, format, language, headings, pages"
+    " FROM documents WHERE id = ?"
+)
+_LIST_DOCUMENTS = (
+    "SELECT id, title, path, source_sha256, text_sha256, format, language, first_row, sentences"
+    " FROM documents ORDER BY id"
+)
+_READ_SENTENCE = 'SELECT document, idx, paragraph, start, "end" FROM sentences WHERE row = ?'
+_READ_SENTENCES = 'SELECT document, idx, paragraph, start, "end" FROM sentences WHERE row >= ? AND row < ? ORDER BY row'
 ROWS_AT_ONCE = 4096  # sentences read per query when all of them are walked
 DOCUMENTS_KEPT = 8  # documents whose text a catalog keeps after reading it (an answer cites a few)
 
@@ -156,7 +163,7 @@ class Catalog:
             raise ValueError("holds a document whose sentences are not its consecutive rows")
 
     def _read(self, document_id: str) -> Document | None:
-        found = self._query(f"SELECT {_DOCUMENT} FROM documents WHERE id = ?", document_id)
+        found = self._query(_READ_DOCUMENT, document_id)
         if not found:
             return None
         row = found[0]
@@ -183,7 +190,7 @@ class Catalog:
 
     def listed(self) -> list[Listed]:
         """Every document without its text, by id."""
-        return [Listed(*row) for row in self._query(f"SELECT {_LISTED} FROM documents ORDER BY id")]
+        return [Listed(*row) for row in self._query(_LIST_DOCUMENTS)]
 
     def has_document(self, document_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM documents WHERE id = ?", document_id))
@@ -195,7 +202,7 @@ class Catalog:
         return self._query("SELECT count(*) FROM sentences")[0][0]
 
     def sentence(self, row: int) -> Sentence:
-        found = self._query(f"SELECT {_SENTENCE} FROM sentences WHERE row = ?", row)
+        found = self._query(_READ_SENTENCE, row)
         if not found:
             raise IndexError(f"no sentence at row {row}")
         return Sentence(*found[0])
@@ -205,8 +212,7 @@ class Catalog:
         end = self.sentence_count() if end is None else end
         for start in range(first, end, ROWS_AT_ONCE):
             stop = min(start + ROWS_AT_ONCE, end)
-            sql = f"SELECT {_SENTENCE} FROM sentences WHERE row >= ? AND row < ? ORDER BY row"
-            yield from (Sentence(*row) for row in self._query(sql, start, stop))
+            yield from (Sentence(*row) for row in self._query(_READ_SENTENCES, start, stop))
 
     def has_word(self, word: str) -> bool:
         return bool(self._query("SELECT 1 FROM words WHERE word = ?", word))
