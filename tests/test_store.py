@@ -249,6 +249,7 @@ def test_the_catalog_reads_documents_sentences_and_words_by_row_from_several_thr
     _, document, sentences, *_ = build(tmp_path)
     contents = store.load_index(tmp_path)
     assert len(contents.sentences) == len(sentences) and contents.sentences[-1] == sentences[-1]
+    assert contents.sentences[np.int64(2)] == sentences[2], "a row as FAISS gives it"
     with pytest.raises(IndexError):
         contents.sentences[len(sentences)]
     assert document.id in contents.documents and "nothing" not in contents.documents and 3 not in contents.documents

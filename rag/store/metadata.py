@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -248,6 +249,7 @@ class Sentences(Sequence):
         self._count = catalog.sentence_count()
 
     def __getitem__(self, row: int) -> Sentence:
+        row = operator.index(row)  # a NumPy integer too (SQLite would bind it as bytes)
         if not -self._count <= row < self._count:
             raise IndexError(row)
         return self._catalog.sentence(row % self._count)
