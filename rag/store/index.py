@@ -6,21 +6,22 @@
         tokens.f16          each sentence's token vectors, for late-interaction scoring (raw float16)
         token_spans.npy     where each sentence's token vectors are in tokens.f16 (first row, rows)
         background.npz      token vectors of the background sentences (abstention)
-        metadata.sqlite3    documents (exact text, identity) and sentences (offsets)
+        metadata.sqlite3    documents (exact text, identity), sentences (offsets), the documents' words
         manifest.json       what was built, with how, and the checksum of each file
     .build.lock             held while a build runs, so builds never interleave
 
-A build streams the token vectors to disk as they come, and a server reads them a sentence at a
-time: memory holds the pooled vectors (about 1.5 KB a sentence), the texts and the model, never
-the token vectors (about 60 KB a sentence as stored). Loading checks each file's size and sha256 against
-the manifest, reading in chunks, before handing it to the vector index, SQLite or NumPy (never
-with pickle).
+A build streams the token vectors to disk as they come and keeps the pooled vectors in a file
+until FAISS is filled from it. A server memory-maps the vector index and reads sentences,
+documents and token vectors from disk when an answer needs them: its memory grows with the
+number of documents (one listing entry each), not with their length. Loading checks each
+file's size and sha256 against the manifest, reading in chunks, before handing it to the vector
+index, SQLite or NumPy (never with pickle).
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -55,6 +56,7 @@ class LoadedIndex:
 
     manifest: dict
     catalog: Catalog
+    sentences: Sequence[Sentence]  # row i of the vectors is sentences[i]; read from the catalog by row
     vectors: VectorIndex
     tokens: TokenFile  # text i is sentences[i]
     background: TokenVectors  # the background sentences the manifest names
@@ -63,11 +65,6 @@ class LoadedIndex:
     @cached_property
     def documents(self) -> Documents:
         return Documents(self.catalog)
-
-    @cached_property
-    def sentences(self) -> Sentences:
-        """Row i of the vectors is sentences[i]."""
-        return Sentences(self.catalog)
 
     @cached_property
     def vocabulary(self) -> Vocabulary:
@@ -228,6 +225,7 @@ def load_index(index_dir: Path, token_memory_bytes: int = 0) -> LoadedIndex:
     return LoadedIndex(
         manifest=manifest,
         catalog=catalog,
+        sentences=Sentences(catalog),
         vectors=vectors,
         tokens=tokens,
         background=background,
