@@ -132,10 +132,12 @@ def write_index(
             vectors = new_vector_index(vector_store, pooled.chunks(), len(sentences), model["dimension"], index_type)
         (folder / POOLED).unlink()
         vectors.save(folder / VECTORS)
+        described = vectors.describe()
+        del vectors  # its memory is free again before the metadata is written
         (folder / BACKGROUND).write_bytes(background.to_bytes())
         write_metadata(folder / METADATA, documents, sentences)
         checksums = {name: file_checksum(folder / name) for name in DATA_FILES}
-        (folder / MANIFEST).write_bytes(manifest_bytes(documents, sentences, info, vectors.describe(), checksums))
+        (folder / MANIFEST).write_bytes(manifest_bytes(documents, sentences, info, described, checksums))
 
     return publish(index_dir, write)
 
