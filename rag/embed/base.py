@@ -9,7 +9,9 @@ and ``torch_embedder.TorchEmbedder``.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -110,6 +112,7 @@ class BatchedEmbedder:
     subclass runs one batch."""
 
     batch_size: int
+    workers: int = 1  # batches encoded at once, each on a thread of its own
     prompts: dict[str, str]
     dimension: int
     token_dimension: int
@@ -119,15 +122,33 @@ class BatchedEmbedder:
         raise NotImplementedError
 
     def _batches(self, texts: Sequence[str], prompt: str, progress: bool, query: bool) -> Iterator[Batch]:
+        """The texts encoded a batch at a time, ``workers`` batches at once, yielded in order;
+        at most ``workers`` + 1 batches are held."""
         from tqdm.auto import tqdm
 
         # Batches of similar length waste little on padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         starts = range(0, len(texts), self.batch_size)
-        for start in tqdm(starts, desc="Embedding", unit="batch", disable=not progress):
+
+        def encode(start: int) -> Batch:
             rows = order[start : start + self.batch_size]
             pooled, tokens = self._encode_batch([prompt + texts[i] for i in rows], prompt, query)
-            yield Batch(rows, pooled, tokens)
+            return Batch(rows, pooled, tokens)
+
+        if self.workers == 1 or len(starts) <= 1:  # a question: no thread to start
+            yield from map(encode, tqdm(starts, desc="Embedding", unit="batch", disable=not progress))
+            return
+        bar = tqdm(total=len(starts), desc="Embedding", unit="batch", disable=not progress)
+        with bar, ThreadPoolExecutor(self.workers, thread_name_prefix="embed") as pool:
+            pending: deque[Future[Batch]] = deque()
+            for start in starts:
+                pending.append(pool.submit(encode, start))
+                if len(pending) > self.workers:
+                    yield pending.popleft().result()
+                    bar.update()
+            while pending:
+                yield pending.popleft().result()
+                bar.update()
 
     def _encode(self, texts: Sequence[str], prompt: str, progress: bool, query: bool) -> Encoded:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)

@@ -5,6 +5,7 @@ per question instead of 20, and a few hundred MB less memory."""
 from __future__ import annotations
 
 import mmap
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,11 +29,14 @@ class OnnxEmbedder(BatchedEmbedder):
 
     backend = "onnx"
 
-    def __init__(self, folder: Path, batch_size: int = 32, threads: int = 1):
+    def __init__(self, folder: Path, batch_size: int = 32, threads: int = 1, workers: int | None = None):
         import onnxruntime
         from tokenizers import Tokenizer
 
         self.batch_size = batch_size
+        # A build runs a batch per core, each on one thread: the same vectors, bit for bit, as
+        # one batch at a time (a run's arithmetic does not depend on what else runs).
+        self.workers = workers or len(os.sched_getaffinity(0))
         spec = read_onnx_model(folder)
         self.model_name = spec["source"]
         self.dimension = spec["hidden"]
