@@ -219,7 +219,8 @@ def scale(count: int, questions: list[str]) -> dict:
 
     from rag.embed.onnx_embedder import OnnxEmbedder
     from rag.embed.onnx_export import ensure_onnx_model
-    from rag.store.faiss_index import HNSW_EF_SEARCH, FaissIndex
+    from rag.store.faiss_index import FaissIndex
+    from rag.store.vector_index import HNSW_EF_SEARCH
 
     sentences = synthetic_sentences(count, questions)
     embedder = OnnxEmbedder(ensure_onnx_model(DEFAULT_MODEL, Settings.from_env().cache_dir), batch_size=64, threads=2)

@@ -33,7 +33,7 @@ from .retrieve.background import background_sentences
 from .retrieve.late_interaction import retrieve
 from .settings import INDEX_TYPES, Settings, choose
 from .store import reuse
-from .store.factory import vector_index_class
+from .store.factory import vector_store
 from .store.generations import build_lock, live_generation
 from .store.index import LoadedIndex, bytes_needed, check_room, load_index, write_index
 from .store.manifest import FIX
@@ -64,7 +64,7 @@ class Engine:
         # Every named implementation exists, before anything is read or written.
         if embedder is None:
             check_backend(settings)
-        vector_index_class(settings.vector_store)
+        self.store = vector_store(settings)
         choose("RAG_INDEX_TYPE", settings.index_type, INDEX_TYPES)
         self.answerer: Answerer = create_answerer(settings)
         # NumPy's BLAS threads keep spinning after each of our small products and slow the next
@@ -234,7 +234,7 @@ class Engine:
             rows,
             background_tokens,
             info,
-            self.settings.vector_store,
+            self.store,
             self.settings.index_type,
         )
         return BuildReport(
@@ -283,7 +283,7 @@ class Engine:
     def _load_checked(self, token_memory_bytes: int = 0) -> LoadedIndex:
         """The live index, verified and checked against the configured model and stores; a
         build reads the previous index's token vectors from disk, whatever their size."""
-        contents = load_index(self.settings.index_dir, token_memory_bytes)
+        contents = load_index(self.settings.index_dir, token_memory_bytes, self.store)
         manifest = contents.manifest
         built_with = manifest["model"]["name"]
         if built_with != self.settings.embedding_model:
@@ -298,12 +298,6 @@ class Engine:
             raise IndexInvalidError(
                 f"the index was built with the {built_by} backend, but questions would be embedded with "
                 f"{running} (RAG_BACKEND); their vectors differ slightly and answers would suffer; {FIX}"
-            )
-        stored_in = manifest["vector_index"]["backend"]
-        if stored_in != self.settings.vector_store:
-            raise IndexInvalidError(
-                f"the index was built for the {stored_in} vector store, but RAG_VECTOR_STORE is "
-                f"{self.settings.vector_store}; {FIX}"
             )
         if manifest["background"]["sha256"] != background_sentences()[1]:
             raise IndexInvalidError(f"the index was built with another version of rag's background sentences; {FIX}")
@@ -320,7 +314,8 @@ class Engine:
         """Switch to the live index if a build replaced it since it was loaded; True if it did.
         A new index that fails to load raises and leaves the one in use in place. Answers
         already running keep the index they started with."""
-        if self._index is not None and live_generation(self.settings.index_dir).name == self._index.generation:
+        live = live_generation(self.settings.index_dir, self.store).name
+        if self._index is not None and live == self._index.generation:
             return False
         self._index = self.load_index()
         return True

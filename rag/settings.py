@@ -73,6 +73,11 @@ class Settings:
     # An index's token vectors up to this size (as float32) are held in memory, which makes an
     # answer about 2.8 ms faster (benchmarks/token_reads.py); larger ones are read from disk a sentence at a time.
     token_memory_mb: int = 256
+    # RAG_VECTOR_STORE=milvus: a server's URI or a file ending in .db (None: milvus.db in the
+    # index folder), its credentials, and the alias naming the live collection.
+    milvus_uri: str | None = None
+    milvus_token: str = field(default="", repr=False)
+    milvus_collection: str = "rag"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -96,4 +101,7 @@ class Settings:
             max_connections=_whole_number("RAG_MAX_CONNECTIONS", 256),
             head_seconds=_whole_number("RAG_HEAD_SECONDS", 10),
             token_memory_mb=_whole_number("RAG_TOKEN_MEMORY_MB", 256, minimum=0),
+            milvus_uri=env("RAG_MILVUS_URI") or None,
+            milvus_token=env("RAG_MILVUS_TOKEN") or "",
+            milvus_collection=env("RAG_MILVUS_COLLECTION") or "rag",
         )

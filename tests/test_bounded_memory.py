@@ -122,11 +122,10 @@ def test_a_build_the_disk_cannot_hold_is_refused_in_one_line_before_anything_is_
 
 def test_the_disk_estimate_covers_what_a_build_writes(index_dir, tmp_path):
     from rag.store import index as store
-    from rag.store.generations import live_generation
 
     loaded = store.load_index(index_dir)
     model = loaded.manifest["model"]
-    written = sum(p.stat().st_size for p in live_generation(index_dir).iterdir())
+    written = sum(p.stat().st_size for p in (index_dir / loaded.generation).iterdir())
     estimate = store.bytes_needed(
         sentences=len(loaded.sentences),
         tokens=loaded.tokens.counts(list(range(len(loaded.sentences)))),

@@ -12,6 +12,7 @@ import pytest
 from rag.cli import main
 from rag.settings import Settings
 from rag.store import index as store
+from rag.store.faiss_index import FaissStore
 from rag.store.generations import CURRENT
 
 from .conftest import REPO, rag, snapshot, wait_ready
@@ -37,7 +38,7 @@ def test_help_is_instant_and_lists_every_command():
     [
         ("RAG_BACKEND", "tensorflow", "onnx, torch"),
         ("RAG_INDEX_TYPE", "ivf", "auto, flat, hnsw"),
-        ("RAG_VECTOR_STORE", "elastic", "faiss"),
+        ("RAG_VECTOR_STORE", "elastic", "faiss, milvus"),
         ("RAG_ANSWERER", "oracle", "extractive"),
     ],
 )
@@ -130,7 +131,7 @@ def test_rag_ask_prints_for_a_person_and_json_exactly_as_the_api(index_dir, caps
 
 
 @pytest.mark.parametrize("damage", ["truncate", "zero", "garbage"])
-@pytest.mark.parametrize("name", store.FILES)
+@pytest.mark.parametrize("name", store.files(FaissStore()))
 def test_rag_ask_refuses_each_damaged_file_in_one_line(index_dir, capsys, name, damage):
     path = index_dir / (index_dir / CURRENT).read_text().strip() / name
     data = path.read_bytes()

@@ -7,7 +7,7 @@ import pytest
 from rag.answer.questions import MAX_TURNS, Turn, check_history, earlier_questions
 from rag.errors import InputError
 from rag.retrieve.late_interaction import EARLIER_TIE, retrieve
-from rag.store.factory import new_vector_index
+from rag.store.faiss_index import FaissIndex
 from rag.store.tokens import TokenVectors
 
 DIMENSION = 4
@@ -21,7 +21,8 @@ def unit(*values):
 def corpus(*sentences):
     """Each sentence one token vector, its pooled vector the same."""
     pooled = np.stack(sentences)
-    vectors = new_vector_index("faiss", [pooled], len(pooled), DIMENSION, "flat")
+    vectors = FaissIndex.create(DIMENSION, len(pooled), "flat")
+    vectors.add(pooled)
     return vectors, TokenVectors.join([s[None] for s in sentences], DIMENSION)
 
 

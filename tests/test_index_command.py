@@ -96,10 +96,13 @@ def test_an_index_built_with_another_backend_is_refused(fake_index):
 
 
 def test_an_index_for_another_vector_store_is_refused(fake_index, fake_embedder, monkeypatch):
-    from rag.store.factory import VECTOR_INDEXES
-    from rag.store.faiss_index import FaissIndex
+    from rag.store.factory import VECTOR_STORES
+    from rag.store.faiss_index import FaissStore
 
-    monkeypatch.setitem(VECTOR_INDEXES, "elsewhere", FaissIndex)
+    class Elsewhere(FaissStore):  # keeps its generations the FAISS way, built for another store
+        name = "elsewhere"
+
+    monkeypatch.setitem(VECTOR_STORES, "elsewhere", lambda settings: Elsewhere())
     settings = Settings(embedding_model="fake", index_dir=fake_index, seeds_dir=SEEDS, vector_store="elsewhere")
     with pytest.raises(IndexInvalidError, match=r"built for the faiss vector store, but RAG_VECTOR_STORE is elsewhere"):
         Engine(settings, embedder=fake_embedder).load_index()

@@ -9,9 +9,9 @@ from rag import atomic
 from rag.errors import BusyError, IndexInvalidError, IndexMissingError, RagError
 from rag.ingest.discover import read_document
 from rag.ingest.segment import split_sentences
-from rag.store import faiss_index, generations
+from rag.store import faiss_index, generations, vector_index
 from rag.store import index as store
-from rag.store.faiss_index import FaissIndex
+from rag.store.faiss_index import FaissIndex, FaissStore
 from rag.store.manifest import FORMAT_VERSION, MANIFEST
 from rag.store.tokens import TokenVectors
 
@@ -29,7 +29,11 @@ def unit_rows(rng, count, dimension):
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def build(index_dir, seed=0, index_type="auto", path=ARTICLE):
+FAISS = FaissStore()
+VECTORS = FAISS.file
+
+
+def build(index_dir, seed=0, index_type="auto", path=ARTICLE, vector_store=FAISS):
     document = read_document(path)
     sentences = split_sentences(document)
     rng = np.random.default_rng(seed)
@@ -38,7 +42,9 @@ def build(index_dir, seed=0, index_type="auto", path=ARTICLE):
     background = TokenVectors.join([unit_rows(rng, 2, 4) for _ in range(3)], 4)
     rows = [(row, vectors[row], tokens.of(row)) for row in rng.permutation(len(sentences))]  # any order
     with generations.build_lock(index_dir):
-        generation = store.write_index(index_dir, [document], sentences, rows, background, INFO, "faiss", index_type)
+        generation = store.write_index(
+            index_dir, [document], sentences, rows, background, INFO, vector_store, index_type
+        )
     return generation, document, sentences, vectors, tokens
 
 
@@ -65,13 +71,15 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
     assert rows[0][0] == 3 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
     manifest = json.loads((generation / MANIFEST).read_text())
     assert manifest["format_version"] == FORMAT_VERSION == 6
-    assert sorted(p.name for p in generation.iterdir()) == sorted(store.FILES), "the pooled vectors' file is gone"
+    assert sorted(p.name for p in generation.iterdir()) == sorted(store.files(FAISS)), (
+        "the pooled vectors' file is gone"
+    )
     assert manifest["counts"] == {"documents": 1, "sentences": len(sentences)}
     recorded = manifest["documents"][0]
     assert (recorded["source_sha256"], recorded["text_sha256"]) == (document.source_sha256, document.text_sha256)
     assert (recorded["format"], recorded["language"]) == ("text", "fr")
     assert manifest["vector_index"]["backend"] == "faiss"
-    assert set(manifest["files"]) == set(store.DATA_FILES)
+    assert set(manifest["files"]) == set(store.data_files(FAISS))
 
 
 @pytest.mark.parametrize(
@@ -91,7 +99,7 @@ def test_auto_picks_hnsw_for_large_corpora(monkeypatch):
     assert FaissIndex.create(8, 300, "auto").describe()["type"] == "IndexFlatIP"
     monkeypatch.setattr(faiss_index, "HNSW_FROM", 300)
     index = FaissIndex.create(8, 300, "auto")
-    assert index.describe()["type"] == "IndexHNSWFlat" and index.index.hnsw.efSearch == faiss_index.HNSW_EF_SEARCH
+    assert index.describe()["type"] == "IndexHNSWFlat" and index.index.hnsw.efSearch == vector_index.HNSW_EF_SEARCH
     with pytest.raises(ValueError, match="index type"):
         FaissIndex.create(8, 300, "ivf")
 
@@ -112,7 +120,9 @@ def test_a_manifest_naming_another_index_type_is_refused(tmp_path):
 def test_a_manifest_naming_an_unknown_vector_store_is_refused(tmp_path):
     generation, *_ = build(tmp_path)
     rewrite_manifest(generation, lambda manifest: manifest["vector_index"].update(backend="elsewhere"))
-    with pytest.raises(IndexInvalidError, match=r"vector store this rag does not have \('elsewhere'\).*rag index"):
+    with pytest.raises(
+        IndexInvalidError, match=r"built for the elsewhere vector store, but RAG_VECTOR_STORE is faiss; run `rag index`"
+    ):
         store.load_index(tmp_path)
 
 
@@ -130,7 +140,7 @@ def test_missing_index_names_the_fix(tmp_path):
         store.load_index(tmp_path / "index")
 
 
-@pytest.mark.parametrize("name", store.FILES)
+@pytest.mark.parametrize("name", store.files(FAISS))
 @pytest.mark.parametrize("damage", ["truncate", "zero", "empty", "garbage", "delete"])
 def test_damaged_files_are_refused_with_the_fix(tmp_path, name, damage):
     generation, *_ = build(tmp_path)
@@ -165,7 +175,7 @@ def test_new_build_replaces_the_live_one_and_cleans_up(tmp_path):
     first, *_ = build(tmp_path, seed=1)
     leftover = tmp_path / ".tmp-gen-killed-build"
     leftover.mkdir()
-    (leftover / store.VECTORS).write_bytes(b"half")
+    (leftover / VECTORS).write_bytes(b"half")
     built = [build(tmp_path, seed=seed)[0] for seed in (2, 3, 4)]
     assert (tmp_path / generations.CURRENT).read_text().strip() == built[-1].name
     assert not leftover.exists()
@@ -178,7 +188,7 @@ def test_a_build_killed_before_it_went_live_does_not_push_out_the_last_live_one(
     live, *_ = build(tmp_path, seed=1)
     orphan = tmp_path / "gen-000002-20261124T000000Z"  # renamed into place, killed before CURRENT moved
     orphan.mkdir()
-    (orphan / store.VECTORS).write_bytes(b"never live")
+    (orphan / VECTORS).write_bytes(b"never live")
     newest, *_ = build(tmp_path, seed=2)
     assert sorted(p.name for p in tmp_path.glob("gen-*")) == [live.name, newest.name]
 

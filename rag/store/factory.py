@@ -1,28 +1,21 @@
-"""The vector index registry: ``RAG_VECTOR_STORE`` names the implementation."""
+"""The vector store registry: ``RAG_VECTOR_STORE`` names the implementation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 
-import numpy as np
+from ..settings import Settings, choose
+from .faiss_index import FaissStore
+from .milvus_index import MilvusStore
+from .vector_index import VectorStore
 
-from ..settings import choose
-from .faiss_index import FaissIndex
-from .vector_index import VectorIndex
-
-VECTOR_INDEXES: dict[str, type[VectorIndex]] = {"faiss": FaissIndex}
-
-
-def vector_index_class(name: str) -> type[VectorIndex]:
-    return VECTOR_INDEXES[choose("RAG_VECTOR_STORE", name, VECTOR_INDEXES)]
+VECTOR_STORES: dict[str, Callable[[Settings], VectorStore]] = {
+    "faiss": lambda settings: FaissStore(),
+    "milvus": lambda settings: MilvusStore(
+        settings.milvus_uri or str(settings.index_dir / "milvus.db"), settings.milvus_token, settings.milvus_collection
+    ),
+}
 
 
-def new_vector_index(
-    name: str, chunks: Iterable[np.ndarray], size: int, dimension: int, index_type: str
-) -> VectorIndex:
-    """A vector index of the ``RAG_VECTOR_STORE`` named, holding the ``size`` unit vectors that
-    ``chunks`` give a few rows at a time, in row order."""
-    index = vector_index_class(name).create(dimension, size, index_type)
-    for chunk in chunks:
-        index.add(chunk)
-    return index
+def vector_store(settings: Settings) -> VectorStore:
+    return VECTOR_STORES[choose("RAG_VECTOR_STORE", settings.vector_store, VECTOR_STORES)](settings)

@@ -1,5 +1,6 @@
-"""``RAG_VECTOR_STORE=faiss``: FAISS in process, exact (flat) or HNSW. The only module that
-imports faiss (lazily: ``rag --help`` needs none of it)."""
+"""``RAG_VECTOR_STORE=faiss``: FAISS in process, exact (flat) or HNSW, a file in each generation's
+folder, the live one named by the folder's ``CURRENT`` file. The only module that imports faiss
+(lazily: ``rag --help`` needs none of it)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,34 @@ from pathlib import Path
 
 import numpy as np
 
-# Exact search reads every vector; past this many sentences a graph (HNSW) answers faster at
-# a small loss of recall (benchmarks/performance.py measures both on 100,000 sentences).
-HNSW_FROM = 50_000
-HNSW_NEIGHBOURS = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128  # at least the 64 candidates retrieval asks for
+from .generations import read_current, write_current
+from .vector_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_FROM, HNSW_NEIGHBOURS
+
+
+class FaissStore:
+    name = "faiss"
+    file = "vectors.faiss"
+
+    def create(self, generation: str, dimension: int, size: int, index_type: str) -> FaissIndex:
+        return FaissIndex.create(dimension, size, index_type)
+
+    def open(self, path: Path, description: dict) -> FaissIndex:
+        return FaissIndex.load(path, description)
+
+    def live(self, index_dir: Path) -> str | None:
+        return read_current(index_dir)
+
+    def switch(self, index_dir: Path, generation: str) -> None:
+        write_current(index_dir, generation)
+
+    def retire(self, keep: set[str]) -> None:
+        """Nothing: the index is a file of the generation's folder."""
 
 
 class FaissIndex:
     """A FAISS inner-product index over unit vectors; ``index`` is the FAISS object."""
 
-    backend = "faiss"
+    backend = FaissStore.name
 
     def __init__(self, index):
         self.index = index

@@ -1,14 +1,16 @@
-"""Generations of the index: each build a folder of its own, ``CURRENT`` naming the live one.
+"""Generations of the index: each build a folder of its own, a pointer naming the live one.
 
 A build fills a hidden staged folder, which is fsynced and renamed to the next generation, and
-only then is ``CURRENT`` replaced; readers see the old index or the new one, never a mix. Builds
-never interleave (a lock), and each removes what killed builds left and all but the newest
-generations.
+only then is the pointer switched; readers see the old index or the new one, never a mix. The
+pointer is the vector store's: the ``CURRENT`` file with FAISS, a collection alias with Milvus.
+Builds never interleave (a lock), and each removes what killed builds left and all but the
+newest generations of its vector store.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from ..atomic import remove_leftovers, replace_file, staged_folder
 from ..errors import BusyError, IndexInvalidError, IndexMissingError, RagError
-from .manifest import FIX
+from .manifest import FIX, MANIFEST
+from .vector_index import VectorStore
 
 CURRENT = "CURRENT"
 _LOCK = ".build.lock"
@@ -50,41 +53,63 @@ def _next_number(index_dir: Path) -> int:
     return max(numbers, default=0) + 1
 
 
-def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:
+def _remove_old_generations(index_dir: Path, store: VectorStore, keep: set[str]) -> None:
+    """Remove the store's generations but ``keep``; another store's live one stays."""
+    store.retire(keep)
     for old in index_dir.glob(_GEN_PREFIX + "*"):
-        if old.is_dir() and old.name not in keep:
+        if old.is_dir() and old.name not in keep and _built_for(old) in (store.name, None):
             shutil.rmtree(old, ignore_errors=True)
 
 
-def publish(index_dir: Path, write: Callable[[Path], None]) -> Path:
-    """Make a new generation, filled by ``write(folder)``, the live one. The caller holds ``build_lock``."""
+def _built_for(generation: Path) -> str | None:
+    """The vector store a generation was built for; None if its manifest cannot tell."""
+    try:
+        return str(json.loads((generation / MANIFEST).read_bytes())["vector_index"]["backend"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def publish(index_dir: Path, store: VectorStore, write: Callable[[Path, str], None]) -> Path:
+    """Make a new generation, filled by ``write(folder, name)``, the live one of ``store``. The
+    caller holds ``build_lock``."""
     remove_leftovers(index_dir)  # a killed build may have left the very name we are about to use
     name = f"{_GEN_PREFIX}{_next_number(index_dir):06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     try:
         with staged_folder(index_dir / name) as staged:
-            write(staged)
+            write(staged, name)
     except OSError as exc:  # a full disk, say: the staged folder is gone, the live index untouched
         reason = exc.strerror or str(exc)
         raise RagError(f"cannot write the new index in {index_dir}: {reason}; the index in use is unchanged") from None
     try:
-        previous = live_generation(index_dir).name
-    except IndexInvalidError:  # none yet, or a pointer to nothing
+        previous = store.live(index_dir)
+    except IndexInvalidError:  # a damaged pointer
         previous = None
-    replace_file(index_dir / CURRENT, (name + "\n").encode("ascii"))
+    store.switch(index_dir, name)
     # The live build and the one live before it stay; a build killed before it went live left a
     # generation that never was, and it goes too.
-    _remove_old_generations(index_dir, keep={name, previous} - {None})
+    _remove_old_generations(index_dir, store, keep={name, previous} - {None})
     return index_dir / name
 
 
-def live_generation(index_dir: Path) -> Path:
+def live_generation(index_dir: Path, store: VectorStore) -> Path:
+    name = store.live(index_dir)
+    if name is None:
+        raise IndexMissingError(f"there is no index in {index_dir}; run `rag index` to build it")
+    if not name.startswith(_GEN_PREFIX) or "/" in name or not (index_dir / name).is_dir():
+        raise IndexInvalidError(f"the live index pointer of {index_dir} ({name!r}) names no build of the index; {FIX}")
+    return index_dir / name
+
+
+def read_current(index_dir: Path) -> str | None:
+    """The generation the ``CURRENT`` file names (None without the file)."""
     pointer = index_dir / CURRENT
     try:
-        name = pointer.read_text(encoding="ascii").strip()
+        return pointer.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        raise IndexMissingError(f"there is no index in {index_dir}; run `rag index` to build it") from None
+        return None
     except (OSError, UnicodeDecodeError):
         raise IndexInvalidError(f"{pointer} is damaged; {FIX}") from None
-    if not name.startswith(_GEN_PREFIX) or "/" in name or not (index_dir / name).is_dir():
-        raise IndexInvalidError(f"{pointer} names no build of the index; {FIX}")
-    return index_dir / name
+
+
+def write_current(index_dir: Path, name: str) -> None:
+    replace_file(index_dir / CURRENT, (name + "\n").encode("ascii"))

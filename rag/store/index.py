@@ -1,8 +1,9 @@
 """Writing and loading a whole index. Layout of the index folder::
 
-    CURRENT                 name of the live generation (replaced atomically)
+    CURRENT                 name of the live generation (replaced atomically; with Milvus, an alias)
     gen-<number>-<time>/    one complete build, numbered in build order
-        vectors.faiss       the vector index (FAISS) over the sentences' pooled vectors
+        vectors.faiss       the vector index over the sentences' pooled vectors (FAISS), or
+        vectors.milvus.json the Milvus collection that holds them (RAG_VECTOR_STORE=milvus)
         tokens.f16          each sentence's token vectors, for late-interaction scoring (raw float16)
         token_spans.npy     where each sentence's token vectors are in tokens.f16 (first row, rows)
         background.npz      token vectors of the background sentences (abstention)
@@ -30,22 +31,32 @@ import numpy as np
 
 from ..errors import IndexInvalidError, RagError
 from ..ingest.document import Document, Sentence
-from .factory import new_vector_index, vector_index_class
+from .faiss_index import FaissStore
 from .generations import live_generation, publish
 from .manifest import FIX, MANIFEST, file_checksum, manifest_bytes, read_manifest
 from .metadata import Catalog, Documents, Listed, Sentences, Vocabulary, write_metadata
 from .pooled import PooledFile
 from .tokens import STORED, TokenFile, TokenVectors, TokenWriter
-from .vector_index import VectorIndex
+from .vector_index import VectorIndex, VectorStore
 
-VECTORS = "vectors.faiss"
 TOKENS = "tokens.f16"
 TOKEN_SPANS = "token_spans.npy"
 BACKGROUND = "background.npz"
 METADATA = "metadata.sqlite3"
 POOLED = "pooled.f32"  # written while building, removed before the generation goes live
-DATA_FILES = (VECTORS, TOKENS, TOKEN_SPANS, BACKGROUND, METADATA)  # each checked against the manifest
-FILES = (*DATA_FILES, MANIFEST)  # every file of a generation
+
+
+STORED_FILES = (TOKENS, TOKEN_SPANS, BACKGROUND, METADATA)  # beside the vector store's file
+
+
+def data_files(store: VectorStore) -> tuple[str, ...]:
+    """The files of a generation checked against its manifest."""
+    return (store.file, *STORED_FILES)
+
+
+def files(store: VectorStore) -> tuple[str, ...]:
+    """Every file of a generation."""
+    return (*data_files(store), MANIFEST)
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,7 @@ def write_index(
     rows: Iterable[tuple[int, np.ndarray, np.ndarray]],
     background: TokenVectors,
     info: dict,
-    vector_store: str,
+    store: VectorStore,
     index_type: str,
 ) -> Path:
     """Write a new generation and make it the live one. The caller holds ``build_lock``.
@@ -122,24 +133,26 @@ def write_index(
     recorded in the manifest."""
     model = info["model"]
 
-    def write(folder: Path) -> None:
+    def write(folder: Path, generation: str) -> None:
         pooled = PooledFile(folder / POOLED, len(sentences), model["dimension"])
         with pooled, TokenWriter(folder / TOKENS, model["token_dimension"], len(sentences)) as tokens:
             for row, vector, token_vectors in rows:
                 pooled.write(row, vector)
                 tokens.write(row, token_vectors)
             np.save(folder / TOKEN_SPANS, tokens.spans, allow_pickle=False)
-            vectors = new_vector_index(vector_store, pooled.chunks(), len(sentences), model["dimension"], index_type)
+            vectors = store.create(generation, model["dimension"], len(sentences), index_type)
+            for chunk in pooled.chunks():
+                vectors.add(chunk)
         (folder / POOLED).unlink()
-        vectors.save(folder / VECTORS)
+        vectors.save(folder / store.file)
         described = vectors.describe()
         del vectors  # its memory is free again before the metadata is written
         (folder / BACKGROUND).write_bytes(background.to_bytes())
         write_metadata(folder / METADATA, documents, sentences)
-        checksums = {name: file_checksum(folder / name) for name in DATA_FILES}
+        checksums = {name: file_checksum(folder / name) for name in data_files(store)}
         (folder / MANIFEST).write_bytes(manifest_bytes(documents, sentences, info, described, checksums))
 
-    return publish(index_dir, write)
+    return publish(index_dir, store, write)
 
 
 def bytes_needed(sentences: int, tokens: int, text_bytes: int, dimension: int, token_dimension: int) -> int:
@@ -168,6 +181,8 @@ def _size(count: int) -> str:
 def _verified(generation: Path, name: str, manifest: dict) -> Path:
     """The file's path, once its size and sha256 match the manifest."""
     path = generation / name
+    if name not in manifest["files"]:
+        raise IndexInvalidError(f"{generation / MANIFEST} does not list {name}; {FIX}")
     try:
         found = file_checksum(path)
     except OSError:
@@ -192,15 +207,21 @@ def _token_spans(path: Path) -> np.ndarray:
         raise ValueError("is not a token span file") from None
 
 
-def load_index(index_dir: Path, token_memory_bytes: int = 0) -> LoadedIndex:
-    """Load the live generation, verifying every file; raise IndexInvalidError naming the fix.
-    Token vectors that take at most ``token_memory_bytes`` as float32 are held in memory."""
-    generation = live_generation(index_dir)
-    manifest = read_manifest(generation, DATA_FILES)
-    paths = {name: _verified(generation, name, manifest) for name in DATA_FILES}
+def load_index(index_dir: Path, token_memory_bytes: int = 0, store: VectorStore | None = None) -> LoadedIndex:
+    """Load the live generation of ``store`` (FAISS when None), verifying every file; raise
+    IndexInvalidError naming the fix. Token vectors that take at most ``token_memory_bytes`` as
+    float32 are held in memory."""
+    store = FaissStore() if store is None else store
+    generation = live_generation(index_dir, store)
+    manifest = read_manifest(generation, STORED_FILES)
     described = manifest["vector_index"]
-    index_class = _parse(generation, MANIFEST, lambda: _known_backend(described["backend"]))
-    vectors = _parse(generation, VECTORS, lambda: index_class.load(paths[VECTORS], described))
+    if described["backend"] != store.name:
+        raise IndexInvalidError(
+            f"the index was built for the {described['backend']} vector store, but RAG_VECTOR_STORE is "
+            f"{store.name}; {FIX}"
+        )
+    paths = {name: _verified(generation, name, manifest) for name in data_files(store)}
+    vectors = _parse(generation, store.file, lambda: store.open(paths[store.file], described))
     catalog = _parse(generation, METADATA, lambda: Catalog.open(paths[METADATA]))
     sentences = catalog.sentence_count()
     token_dimension = manifest["model"]["token_dimension"]
@@ -233,10 +254,3 @@ def load_index(index_dir: Path, token_memory_bytes: int = 0) -> LoadedIndex:
         background=background,
         generation=generation.name,
     )
-
-
-def _known_backend(name: str) -> type[VectorIndex]:
-    try:
-        return vector_index_class(name)
-    except RagError:
-        raise ValueError(f"names a vector store this rag does not have ({name!r})") from None

@@ -1,29 +1,26 @@
-"""The vector index seam: nearest pooled vectors by inner product. Implementations are listed in
-``factory.VECTOR_INDEXES`` under their ``RAG_VECTOR_STORE`` name."""
+"""The vector index seam: nearest pooled vectors by inner product. A ``VectorStore`` (the engine
+behind ``RAG_VECTOR_STORE``, listed in ``factory.VECTOR_STORES``) makes and opens the
+``VectorIndex`` of each generation and keeps the pointer to the live generation."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Protocol
 
 import numpy as np
 
+# Exact search reads every vector; past this many sentences a graph (HNSW) answers faster at
+# a small loss of recall (benchmarks/performance.py measures both on 100,000 sentences).
+HNSW_FROM = 50_000
+HNSW_NEIGHBOURS = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128  # at least the 64 candidates retrieval asks for
+
 
 class VectorIndex(Protocol):
-    backend: str  # the RAG_VECTOR_STORE name, recorded in the manifest
-
-    @classmethod
-    def create(cls, dimension: int, size: int, index_type: str) -> Self:
-        """An empty index for about ``size`` unit vectors; ``index_type`` is RAG_INDEX_TYPE."""
+    def add(self, vectors: np.ndarray) -> None:
+        """Append rows, numbered on from those already added."""
         ...
-
-    @classmethod
-    def load(cls, path: Path, description: dict) -> Self:
-        """The index ``save`` wrote to ``path``, checked against the ``describe`` recorded with it;
-        ValueError if it is not that index."""
-        ...
-
-    def add(self, vectors: np.ndarray) -> None: ...
 
     def reconstruct(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of ``rows``, so that a new generation can reuse them unembedded."""
@@ -41,4 +38,34 @@ class VectorIndex(Protocol):
         """What the manifest records: at least ``backend`` and ``type``."""
         ...
 
-    def save(self, path: Path) -> None: ...
+    def save(self, path: Path) -> None:
+        """Make the index durable and write to ``path`` what ``VectorStore.open`` needs."""
+        ...
+
+
+class VectorStore(Protocol):
+    name: str  # the RAG_VECTOR_STORE name, recorded in the manifest as the index's backend
+    file: str  # the name of the file ``VectorIndex.save`` writes in the generation's folder
+
+    def create(self, generation: str, dimension: int, size: int, index_type: str) -> VectorIndex:
+        """An empty index of generation ``generation`` for about ``size`` unit vectors;
+        ``index_type`` is RAG_INDEX_TYPE."""
+        ...
+
+    def open(self, path: Path, description: dict) -> VectorIndex:
+        """The index ``save`` wrote to ``path``, checked against the ``describe`` recorded with it;
+        ValueError if it is not that index."""
+        ...
+
+    def live(self, index_dir: Path) -> str | None:
+        """The name of the live generation (None when there is none yet); IndexInvalidError if
+        the pointer is damaged."""
+        ...
+
+    def switch(self, index_dir: Path, generation: str) -> None:
+        """Make ``generation`` the live one, atomically: readers see the old or the new."""
+        ...
+
+    def retire(self, keep: set[str]) -> None:
+        """Free what the store holds for generations other than ``keep`` (their folders go anyway)."""
+        ...
