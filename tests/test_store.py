@@ -13,7 +13,7 @@ from rag.store import faiss_index, generations, vector_index
 from rag.store import index as store
 from rag.store.faiss_index import FaissIndex, FaissStore
 from rag.store.manifest import FORMAT_VERSION, MANIFEST
-from rag.store.tokens import TokenVectors
+from rag.store.tokens import TokenFile, TokenVectors, TokenWriter, decode, encode, row_bytes
 
 from .conftest import ARTICLE
 
@@ -61,7 +61,7 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
     contents = store.load_index(tmp_path)
     assert len(contents.tokens) == len(sentences)
     for row in range(len(sentences)):
-        assert np.allclose(contents.tokens.of(row), tokens.of(row), atol=1e-3), "stored as float16"
+        assert np.allclose(contents.tokens.of(row), tokens.of(row), atol=4e-3), "stored as int8, a scale each"
     assert len(contents.background) == 3 and contents.tokens.of(4).shape == (5, 4)
     assert contents.documents == {document.id: document}
     assert contents.sentences == sentences
@@ -70,7 +70,7 @@ def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
     scores, rows = contents.vectors.search(vectors[3:4], 1)
     assert rows[0][0] == 3 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
     manifest = json.loads((generation / MANIFEST).read_text())
-    assert manifest["format_version"] == FORMAT_VERSION == 6
+    assert manifest["format_version"] == FORMAT_VERSION == 7
     assert sorted(p.name for p in generation.iterdir()) == sorted(store.files(FAISS)), (
         "the pooled vectors' file is gone"
     )
@@ -131,7 +131,7 @@ def test_an_index_of_an_older_format_is_refused_in_one_line(tmp_path):
     rewrite_manifest(generation, lambda manifest: manifest.update(format_version=2))
     with pytest.raises(IndexInvalidError) as refused:
         store.load_index(tmp_path)
-    assert "format version 2, this rag reads version 6; run `rag index` to rebuild it" in str(refused.value)
+    assert "format version 2, this rag reads version 7; run `rag index` to rebuild it" in str(refused.value)
     assert "\n" not in str(refused.value)
 
 
@@ -305,3 +305,42 @@ def test_a_catalog_whose_rows_disagree_is_refused(tmp_path, change, says):
     db.close()
     with pytest.raises(ValueError, match=says):
         Catalog.open(path).has_word("x")
+
+
+def test_token_vectors_are_stored_as_int8_with_a_scale_each_and_copied_unchanged(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = np.concatenate([unit_rows(rng, 200, 768), np.zeros((1, 768), np.float32)])
+    stored = encode(vectors)
+    assert stored.dtype == np.uint8 and stored.shape == (201, 770) == (201, row_bytes(768))
+    decoded = decode(stored)
+    assert decoded.dtype == np.float32 and not decoded[-1].any(), "a zero row stays zero"
+    assert np.abs(decoded - vectors).max(axis=1).max() <= np.abs(vectors).max(axis=1).max() / 254 * 1.01
+    assert np.abs((decoded * vectors).sum(axis=1)[:-1] - 1).max() < 1e-3, "a cosine moves by less than 1e-3"
+    assert np.array_equal(encode(decoded), stored), "a decoded row written again is the same bytes"
+    with TokenWriter(tmp_path / "tokens", 768, 2) as writer:
+        writer.write(1, vectors[:150])
+        writer.write(0, decoded[150:])
+    assert (tmp_path / "tokens").stat().st_size == 201 * 770
+    for memory in (0, 1 << 30):
+        read = TokenFile.open(tmp_path / "tokens", writer.spans, 2, 768, memory)
+        assert read.held == bool(memory)
+        assert np.array_equal(read.of(1), decoded[:150]) and np.array_equal(read.of(0), decoded[150:])
+        assert np.array_equal(encode(read.stored(0)), stored[150:]), "copied into a new generation unchanged"
+    with pytest.raises(ValueError, match="finite"):
+        encode(np.full((1, 4), np.nan, np.float32))
+
+
+def test_a_background_file_with_impossible_codes_is_refused():
+    rng = np.random.default_rng(4)
+    background = TokenVectors.join([unit_rows(rng, 2, 4) for _ in range(3)], 4)
+    loaded = TokenVectors.from_bytes(background.to_bytes(), 3, 4)
+    again = TokenVectors.from_bytes(loaded.to_bytes(), 3, 4)
+    assert np.array_equal(again.vectors, loaded.vectors) and np.array_equal(again.offsets, background.offsets)
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, offsets=background.offsets, codes=np.full((6, 4), -128, np.int8), scales=np.ones(6, "<f2"))
+    with pytest.raises(ValueError, match="values no build writes"):
+        TokenVectors.from_bytes(buffer.getvalue(), 3, 4)
+    with pytest.raises(ValueError, match="disagrees with the manifest"):
+        TokenVectors.from_bytes(background.to_bytes(), 3, 5)

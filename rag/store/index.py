@@ -4,8 +4,8 @@
     gen-<number>-<time>/    one complete build, numbered in build order
         vectors.faiss       the vector index over the sentences' pooled vectors (FAISS), or
         vectors.milvus.json the Milvus collection that holds them (RAG_VECTOR_STORE=milvus)
-        tokens.f16          each sentence's token vectors, for late-interaction scoring (raw float16)
-        token_spans.npy     where each sentence's token vectors are in tokens.f16 (first row, rows)
+        tokens.i8           each sentence's token vectors, for late-interaction scoring (int8, a scale each)
+        token_spans.npy     where each sentence's token vectors are in tokens.i8 (first row, rows)
         background.npz      token vectors of the background sentences (abstention)
         metadata.sqlite3    documents (exact text, identity), sentences (offsets), the documents' words
         manifest.json       what was built, with how, and the checksum of each file
@@ -36,10 +36,10 @@ from .generations import live_generation, publish
 from .manifest import FIX, MANIFEST, file_checksum, manifest_bytes, read_manifest
 from .metadata import Catalog, Documents, Listed, Sentences, Vocabulary, write_metadata
 from .pooled import PooledFile
-from .tokens import STORED, TokenFile, TokenVectors, TokenWriter
+from .tokens import TokenFile, TokenVectors, TokenWriter, row_bytes
 from .vector_index import VectorIndex, VectorStore
 
-TOKENS = "tokens.f16"
+TOKENS = "tokens.i8"
 TOKEN_SPANS = "token_spans.npy"
 BACKGROUND = "background.npz"
 METADATA = "metadata.sqlite3"
@@ -160,7 +160,7 @@ def bytes_needed(sentences: int, tokens: int, text_bytes: int, dimension: int, t
     and ``text_bytes`` of document text takes (a little more than it will: graph links included)."""
     # The pooled vector twice (the file it waits in, the index) with graph links, a span, a metadata row.
     per_sentence = 3 * dimension * 4 + 2 * 8 + 64
-    return tokens * token_dimension * STORED.itemsize + sentences * per_sentence + 2 * text_bytes + 4_000_000
+    return tokens * row_bytes(token_dimension) + sentences * per_sentence + 2 * text_bytes + 4_000_000
 
 
 def check_room(index_dir: Path, needed: int) -> None:

@@ -15,8 +15,9 @@ from ..ingest.document import Document, Sentence
 FORMAT = "rag-index"
 # 2: token vectors and background; 3: document identity (source and text sha256, format, language);
 # 4: headings and pages; 5: token vectors streamed to a raw file with spans, read a text at a time;
-# 6: the metadata read by row (each document's rows and length, the documents' words)
-FORMAT_VERSION = 6
+# 6: the metadata read by row (each document's rows and length, the documents' words);
+# 7: token vectors as int8 with a float16 scale each (tokens.i8, background.npz)
+FORMAT_VERSION = 7
 MANIFEST = "manifest.json"
 FIX = "run `rag index` to rebuild it"
 

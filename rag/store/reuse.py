@@ -1,7 +1,8 @@
 """Which sentences of a new generation need embedding: a document whose stored text and sentences
 are those of a document of the previous generation (embedded with the same model) keeps that
 document's vectors, so adding or removing one document embeds only what is new. The token vectors
-are copied as stored (float16), so reuse changes no score."""
+are copied as stored (written again, a decoded int8 row gives the same bytes), so reuse changes
+no score."""
 
 from __future__ import annotations
 
