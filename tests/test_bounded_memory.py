@@ -71,21 +71,28 @@ print(json.dumps({{"sentences": report.sentences, "build_mib": built, "peak_mib"
 """
 
 
-def test_a_build_and_an_answer_stay_under_the_bound_with_more_token_vectors_than_it(tmp_path):
+def fake_corpus_env(tmp_path, lines, **settings):
+    """The environment of a child process that indexes ``lines`` (one .txt file, its seeds) with
+    the fake embedder into tmp_path / "index"; ``settings``: more RAG_* variables."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    lines = [
-        f"Sentence number {i} tells of the harbour, the bridge and the market of town {i % 97}."
-        for i in range(SENTENCES)
-    ]
     (corpus / "long.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    env = {
+    return {
         **os.environ,
         "RAG_BACKEND": "fake",
         "RAG_EMBEDDING_MODEL": "fake",
         "RAG_INDEX_DIR": str(tmp_path / "index"),
         "RAG_SEEDS_DIR": str(corpus),
+        **settings,
     }
+
+
+def test_a_build_and_an_answer_stay_under_the_bound_with_more_token_vectors_than_it(tmp_path):
+    lines = [
+        f"Sentence number {i} tells of the harbour, the bridge and the market of town {i % 97}."
+        for i in range(SENTENCES)
+    ]
+    env = fake_corpus_env(tmp_path, lines)
     child = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=300)
     assert child.returncode == 0, child.stderr[-3000:]
     found = json.loads(child.stdout)
@@ -190,19 +197,9 @@ else:
 
 
 def test_a_loaded_index_holds_neither_its_pooled_vectors_nor_its_sentences_in_memory(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
     lines = [f"Sentence number {i} tells of the harbour of town {i % 97}." for i in range(POOLED_SENTENCES)]
-    (corpus / "long.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    env = {
-        **os.environ,
-        "RAG_BACKEND": "fake",
-        "RAG_EMBEDDING_MODEL": "fake",
-        "RAG_INDEX_DIR": str(tmp_path / "index"),
-        "RAG_SEEDS_DIR": str(corpus),
-        "RAG_INDEX_TYPE": "flat",
-        "RAG_TOKEN_MEMORY_MB": "0",  # held or not, token vectors are test_store's
-    }
+    # Held or not, token vectors are test_store's.
+    env = fake_corpus_env(tmp_path, lines, RAG_INDEX_TYPE="flat", RAG_TOKEN_MEMORY_MB="0")
     for step in ("build", "serve"):  # the server in a process of its own: nothing left from the build
         child = subprocess.run(
             [sys.executable, "-c", SERVED, step], env=env, capture_output=True, text=True, timeout=300
