@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from rag.engine import Engine  # noqa: E402
-from rag.evaluation import read_squad, write_articles  # noqa: E402
+from rag.evaluation import Article, read_squad, write_articles  # noqa: E402
 from rag.retrieve.answerability import THRESHOLDS_FILE  # noqa: E402
 from rag.retrieve.late_interaction import retrieve  # noqa: E402
 from rag.settings import DEFAULT_MODEL, Settings  # noqa: E402
@@ -52,20 +52,28 @@ def best_scores(engine: Engine, corpus: list[str], questions: list[str], work: P
     return np.array(scores)
 
 
-def fit() -> dict:
-    engine = Engine(Settings(embedding_model=DEFAULT_MODEL, backend="onnx"))
-    squad = read_squad(EVAL / "squad2" / "train-subset.json")
-    same_questions = []
+def fitting_questions(squad: list[Article]) -> tuple[list[str], list[str]]:
+    """The questions each threshold is fitted on: up to PER_ARTICLE answerable questions of each
+    even-numbered SQuAD 2.0 article (same language), and every EVERY-th German and Spanish
+    XQuAD-R question, asked of the English articles (other language)."""
+    same = []
     for article in squad[::2]:
         answerable = [q["question"] for q in article.questions if not q["impossible"]]
-        same_questions += answerable[:: max(1, len(answerable) // PER_ARTICLE)][:PER_ARTICLE]
-    english = read_squad(EVAL / "xquad-r" / "en.json")
-    other_questions = [
+        same += answerable[:: max(1, len(answerable) // PER_ARTICLE)][:PER_ARTICLE]
+    other = [
         q["question"]
         for language in ("de", "es")
         for article in read_squad(EVAL / "xquad-r" / f"{language}.json")
         for q in article.questions
     ][::EVERY]
+    return same, other
+
+
+def fit() -> dict:
+    engine = Engine(Settings(embedding_model=DEFAULT_MODEL, backend="onnx"))
+    squad = read_squad(EVAL / "squad2" / "train-subset.json")
+    same_questions, other_questions = fitting_questions(squad)
+    english = read_squad(EVAL / "xquad-r" / "en.json")
     with tempfile.TemporaryDirectory(prefix="rag-fit-") as tmp:
         work = Path(tmp)
         same = best_scores(engine, [a.text for a in squad], same_questions, work, "squad")

@@ -32,12 +32,15 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "training"))
 
 import harness  # noqa: E402
 import numpy as np  # noqa: E402
 
 harness.install("")  # cache only: raw float32 vectors
 harness.install_thresholds()  # TOKCOMP_THRESHOLDS=FILE: "before re-fit" uses FILE's thresholds
+
+from answerability import fitting_questions  # noqa: E402 - training/answerability.py
 
 from rag.engine import Engine  # noqa: E402
 from rag.evaluation import article_id, read_questions, read_squad, write_articles  # noqa: E402
@@ -47,9 +50,7 @@ from rag.settings import DEFAULT_MODEL, Settings  # noqa: E402
 EVAL = REPO / "eval"
 WORK = HERE / "indexes"
 ANSWERED = 0.92
-PER_ARTICLE_FIT = 60
 PER_ARTICLE_REPORT = 40
-EVERY = 4
 CANDIDATES = 64
 
 
@@ -135,20 +136,14 @@ def cases_and_corpora(engine: Engine):
                     cases.append(Case(f"xquad-{lang}", f"XQuAD-R en→{lang}", english[q["id"]], "out-of-corpus"))
     en_all = read_squad(EVAL / "xquad-r" / "en.json")
     corpora["xquad-en-all"] = build_corpus(engine, "xquad-en-all", [a.text for a in en_all])
-    other = [
-        q["question"]
-        for lang in ("de", "es")
-        for a in read_squad(EVAL / "xquad-r" / f"{lang}.json")
-        for q in a.questions
-    ][::EVERY]
-    cases += [Case("xquad-en-all", "fit-other", q, "fit") for q in other]
     squad = read_squad(EVAL / "squad2" / "train-subset.json")
+    same, other = fitting_questions(squad)  # exactly those training/answerability.py fits on
+    cases += [Case("xquad-en-all", "fit-other", q, "fit") for q in other]
     corpora["squad"] = build_corpus(engine, "squad", [a.text for a in squad])
+    cases += [Case("squad", "fit-same", q, "fit") for q in same]
     for number, a in enumerate(squad):
         answerable = [q for q in a.questions if not q["impossible"]]
-        if number % 2 == 0:
-            chosen = answerable[:: max(1, len(answerable) // PER_ARTICLE_FIT)][:PER_ARTICLE_FIT]
-            cases += [Case("squad", "fit-same", q["question"], "fit") for q in chosen]
+        if number % 2 == 0:  # the fitting articles
             continue
         doc = article_id(number)
         for q in answerable[:: max(1, len(answerable) // PER_ARTICLE_REPORT)][:PER_ARTICLE_REPORT]:
