@@ -20,6 +20,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,9 @@ class MilvusStore:
     def __repr__(self) -> str:  # never the token
         return f"MilvusStore({self.uri!r}, prefix={self.prefix!r})"
 
-    @property
+    @cached_property
     def client(self):
+        """The process's client for this Milvus, connected on first use (not on every call: searches use it)."""
         return _client(self.uri, self._token)
 
     def collection(self, generation: str) -> str:
@@ -76,7 +78,7 @@ class MilvusStore:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
-        with self._errors(f"cannot create the collection {name}"):
+        with self.errors(f"cannot create the collection {name}"):
             if self.client.has_collection(name):  # a killed build's, never live (the live one has a folder)
                 self.client.drop_collection(name)
             self.client.create_collection(name, schema=schema)
@@ -88,7 +90,7 @@ class MilvusStore:
             name, dimension, count = str(saved["collection"]), int(saved["dimension"]), int(saved["count"])
         except (OSError, ValueError, TypeError, KeyError):
             raise ValueError("is not a Milvus collection description") from None
-        with self._errors(f"cannot load the collection {name}"):
+        with self.errors(f"cannot load the collection {name}"):
             if not self.client.has_collection(name):
                 raise ValueError(f"names the Milvus collection {name}, which {self.uri} does not hold")
             self.client.load_collection(name)
@@ -100,7 +102,7 @@ class MilvusStore:
         return index
 
     def live(self, index_dir: Path) -> str | None:
-        with self._errors("cannot read the live index's alias"):
+        with self.errors("cannot read the live index's alias"):
             if self.prefix not in self.client.list_aliases()["aliases"]:
                 return None
             target = self.client.describe_alias(self.prefix)["collection_name"]
@@ -108,7 +110,7 @@ class MilvusStore:
         return target[len(start) :].replace("_", "-") if target.startswith(start) else target
 
     def switch(self, index_dir: Path, generation: str) -> None:
-        with self._errors("cannot switch the live index's alias"):
+        with self.errors("cannot switch the live index's alias"):
             if self.prefix in self.client.list_aliases()["aliases"]:
                 self.client.alter_alias(self.collection(generation), self.prefix)
             else:
@@ -116,13 +118,13 @@ class MilvusStore:
 
     def retire(self, keep: set[str]) -> None:
         kept = {self.collection(generation) for generation in keep}
-        with self._errors("cannot drop the collections of old builds"):
+        with self.errors("cannot drop the collections of old builds"):
             for name in self.client.list_collections():
                 if name.startswith(self.prefix + "_gen_") and name not in kept:
                     self.client.drop_collection(name)
 
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def errors(self, doing: str) -> Iterator[None]:
         """Milvus's exceptions as one line naming where and what to do."""
         from pymilvus.exceptions import MilvusException
 
@@ -195,7 +197,7 @@ class MilvusIndex:
 
     def add(self, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        with self.store._errors(f"cannot add vectors to {self.name}"):
+        with self.store.errors(f"cannot add vectors to {self.name}"):
             for start in range(0, len(vectors), INSERTED_AT_ONCE):
                 chunk = vectors[start : start + INSERTED_AT_ONCE]
                 first = self._count + start
@@ -211,7 +213,7 @@ class MilvusIndex:
             params.add_index(field_name="vector", index_type="HNSW", metric_type="IP", params={"params": build})
         else:
             params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-        with self.store._errors(f"cannot index {self.name}"):
+        with self.store.errors(f"cannot index {self.name}"):
             client.flush(self.name)
             client.create_index(self.name, params)  # waits until the index is built
             client.load_collection(self.name)
@@ -221,7 +223,7 @@ class MilvusIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         search_params = {"metric_type": "IP", "params": {"ef": HNSW_EF_SEARCH} if self.index_type == "HNSW" else {}}
-        with self.store._errors(f"cannot search {self.name}"):
+        with self.store.errors(f"cannot search {self.name}"):
             found = self.store.client.search(
                 self.name,
                 data=list(queries),
@@ -240,7 +242,7 @@ class MilvusIndex:
     def reconstruct(self, rows: np.ndarray) -> np.ndarray:
         wanted = [int(row) for row in rows]
         vectors = np.zeros((len(wanted), self._dimension), dtype=np.float32)
-        with self.store._errors(f"cannot read vectors of {self.name}"):
+        with self.store.errors(f"cannot read vectors of {self.name}"):
             for start in range(0, len(wanted), READ_AT_ONCE):
                 chunk = wanted[start : start + READ_AT_ONCE]
                 found = self.store.client.get(self.name, ids=chunk, output_fields=["vector"])
