@@ -12,13 +12,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def start_server() -> tuple[subprocess.Popen, int]:
+def start_server(env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """`rag serve` on a free port, once ready; ``env`` replaces this process's environment."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "rag", "serve", "--port", str(port)],
         cwd=REPO,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

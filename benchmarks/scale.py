@@ -155,13 +155,7 @@ def latency_questions() -> list[str]:
 
 def serve(env: dict, questions: int) -> dict:
     """/api/ask latency over HTTP, one question at a time, and the server's memory."""
-    previous = dict(os.environ)
-    os.environ.update(env)
-    try:
-        server, port = start_server()
-    finally:
-        os.environ.clear()
-        os.environ.update(previous)
+    server, port = start_server(env)
     try:
         ready = status_mib(server.pid)
         pool = latency_questions()
