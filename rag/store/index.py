@@ -44,8 +44,6 @@ TOKEN_SPANS = "token_spans.npy"
 BACKGROUND = "background.npz"
 METADATA = "metadata.sqlite3"
 POOLED = "pooled.f32"  # written while building, removed before the generation goes live
-
-
 STORED_FILES = (TOKENS, TOKEN_SPANS, BACKGROUND, METADATA)  # beside the vector store's file
 
 
