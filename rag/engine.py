@@ -8,7 +8,7 @@ import itertools
 import json
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -348,23 +348,26 @@ class Engine:
         if useful:
             found = self.embedder.encode_queries(useful)
             earlier = [(v, t) for v, t in zip(found.vectors, found.tokens, strict=True) if len(t)]
-        retrieval = retrieve(encoded.vectors[0], question_tokens, index.vectors, index.tokens, background, earlier)
-        return self.answerer.answer(
-            text, retrieval, decide(retrieval, self.thresholds, self._same(text, retrieval, index)), index, limit
+        retrieval = retrieve(
+            encoded.vectors[0],
+            question_tokens,
+            index.vectors,
+            index.tokens,
+            background,
+            earlier,
+            self._thresholds_for(text, index),
         )
+        return self.answerer.answer(text, retrieval, decide(retrieval, self.thresholds is not None), index, limit)
 
     def _encode_alone(self, texts: list[str]) -> np.ndarray:
         """Pooled vectors of texts each encoded alone, as the chit-chat head was trained."""
         return np.concatenate([self.embedder.encode_queries([text]).vectors for text in texts])
 
-    @staticmethod
-    def _same(text: str, retrieval, index: LoadedIndex) -> float:
-        """The probability that the question is in the language of the document of its best
-        sentence; 0.5 when either language is not known."""
-        if not retrieval.ranked:
-            return 0.5
-        language = index.listed[index.sentences[retrieval.ranked[0].row].document].language
+    def _thresholds_for(self, text: str, index: LoadedIndex) -> Callable[[list[int]], np.ndarray] | None:
+        """Each row's answer threshold, by whether the question is in its document's language."""
+        if self.thresholds is None:
+            return None
         found = probabilities(text)
-        if language is None or sure_language(found) is None:
-            return 0.5
-        return found.get(language, 0.0)
+        question = found if sure_language(found) is not None else {}
+        thresholds = self.thresholds
+        return lambda rows: thresholds.for_languages(question, [held.language for held in index.holders(rows)])

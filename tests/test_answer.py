@@ -36,9 +36,10 @@ def retrieval(*ranked, background=0.5):
     return Retrieval(question_tokens=question_tokens, ranked=list(ranked), background_best=background)
 
 
-def compose(found, index, limit=3, thresholds=None, same=0.0):
-    """The answer, decided by ``thresholds`` (None: the fallback margin over the background)."""
-    return ExtractiveAnswerer().answer("q", found, decide(found, thresholds, same), index, limit)
+def compose(found, index, limit=3, fitted=False):
+    """The answer, decided by the candidates' thresholds if ``fitted``, else by the fallback
+    margin over the background."""
+    return ExtractiveAnswerer().answer("q", found, decide(found, fitted), index, limit)
 
 
 def test_the_best_sentence_comes_first_and_its_text_is_the_documents(index):
@@ -110,10 +111,15 @@ THRESHOLDS = Thresholds(same_language=0.73, other_language=0.67)
 def test_the_threshold_follows_the_chance_that_question_and_sentence_share_a_language(
     index, best, same, answered, closest
 ):
-    found = retrieval(scored(6, best, [best]), scored(5, best - 0.01, [best - 0.01]), background=0.0)
-    decision = decide(found, THRESHOLDS, same)
+    bar = THRESHOLDS.threshold(same)
+    found = retrieval(
+        Scored(6, best, np.array([best], dtype=np.float32), bar),
+        Scored(5, best - 0.01, np.array([best - 0.01], dtype=np.float32), bar),
+        background=0.0,
+    )
+    decision = decide(found, fitted=True)
     assert (decision.answer, decision.show_closest) == (answered, closest)
-    result = compose(found, index, thresholds=THRESHOLDS, same=same)
+    result = compose(found, index, fitted=True)
     assert result.abstained is not answered and bool(result.citations) is (answered or closest)
 
 

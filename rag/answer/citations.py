@@ -52,7 +52,7 @@ def supporting_rows(retrieval: Retrieval, index: LoadedIndex, limit: int) -> lis
     cite(best.row)
     covered = best.coverage
     for candidate in retrieval.ranked[1:]:
-        if len(chosen) >= limit or candidate.score < best.score - NEAR_BEST:
+        if len(chosen) >= limit or candidate.clearance < best.clearance - NEAR_BEST:
             break
         gain = float(np.maximum(covered, candidate.coverage).mean() - covered.mean())
         if candidate.row not in chosen and gain >= MIN_GAIN:

@@ -1,14 +1,15 @@
 """Whether the index answers a question, from its retrieval.
 
-The best late-interaction score must reach a threshold. Scores run lower when the question and
-the sentence are in different languages (about 0.06 on XQuAD-R), so there are two thresholds,
-fitted offline for the model (``training/answerability.py``, ``rag/data/answerability.json``):
-one for a question in the language of the document of the sentence it matches best (detected
-from the document's first characters at index time), one for another language; between them by
-the probability that the languages agree (0.5 when either is not known). Measured on SQuAD 2.0 and XQuAD-R
-(README, "Answerability"), a threshold fitted on some corpora holds on others; a margin over
-background sentences, the corpus's own score distribution, IDF-weighted coverage or a logistic
-combination did no better.
+A sentence answers when its late-interaction score reaches a threshold. Scores run lower when the
+question and the sentence are in different languages (about 0.06 on XQuAD-R), so there are two
+thresholds, fitted offline for the model (``training/answerability.py``,
+``rag/data/answerability.json``): one for a question in the language of the sentence's document
+(detected from its first characters at index time), one for another language; between them by the
+probability that the languages agree (0.5 when either is not known). Each candidate sentence gets
+its own threshold, candidates are ranked by how far they clear it, and the question is answered
+when the best one clears it. Measured on SQuAD 2.0 and XQuAD-R (README, "Answerability"), a
+threshold fitted on some corpora holds on others; a margin over background sentences, the corpus's
+own score distribution, IDF-weighted coverage or a logistic combination did no better.
 
 A model without fitted thresholds falls back to the margin over the background sentences.
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .late_interaction import Retrieval
 
@@ -49,14 +52,23 @@ class Thresholds:
         return cls(float(spec["same_language"]), float(spec["other_language"]))
 
     def threshold(self, same: float) -> float:
-        """``same``: the probability that the question is in the language of the best sentence's document."""
+        """``same``: the probability that the question is in the language of the sentence's document."""
         return self.other_language + same * (self.same_language - self.other_language)
 
+    def for_languages(self, question: dict[str, float], languages: list[str | None]) -> np.ndarray:
+        """The threshold of each sentence, given the languages of their documents and the
+        question's language probabilities (empty when its language is not known)."""
+        return np.array(
+            [self.threshold(question.get(found, 0.0) if question and found else 0.5) for found in languages]
+        )
 
-def decide(retrieval: Retrieval, thresholds: Thresholds | None, same: float) -> Decision:
+
+def decide(retrieval: Retrieval, fitted: bool) -> Decision:
+    """``fitted``: the retrieval was ranked against fitted thresholds; else the margin over the
+    background sentences decides."""
     if not retrieval.ranked:
         return Decision(answer=False, show_closest=False)
-    if thresholds is None:
+    if not fitted:
         return Decision(retrieval.margin >= ANSWER_MARGIN, retrieval.margin >= CLOSEST_MARGIN)
-    best, threshold = retrieval.best, thresholds.threshold(same)
-    return Decision(answer=best >= threshold, show_closest=best >= threshold - CLOSEST_GAP)
+    clearance = retrieval.clearance
+    return Decision(answer=clearance >= 0, show_closest=clearance >= -CLOSEST_GAP)

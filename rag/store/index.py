@@ -99,6 +99,17 @@ class LoadedIndex:
         """The documents without their texts in the order of their rows; one without sentences last."""
         return tuple(sorted(self.listed.values(), key=lambda d: (d.sentences == 0, d.first_row, d.id)))
 
+    @cached_property
+    def _with_rows(self) -> tuple[tuple[Listed, ...], np.ndarray]:
+        held = tuple(listed for listed in self.row_order if listed.sentences)
+        return held, np.array([listed.first_row for listed in held], dtype=np.int64)
+
+    def holders(self, rows: Sequence[int]) -> list[Listed]:
+        """The document each row is a sentence of, found among the documents' first rows
+        (nothing read from disk)."""
+        held, first_rows = self._with_rows
+        return [held[i] for i in np.searchsorted(first_rows, np.asarray(rows, dtype=np.int64), side="right") - 1]
+
     @property
     def in_row_order(self) -> list[Document]:
         """The documents with their texts, in the order of their rows (for a build)."""

@@ -1,0 +1,58 @@
+"""Ranking candidates by how far they clear their own answer threshold, which depends on whether
+the question shares their document's language. Fake vectors, real FAISS, a real index on disk."""
+
+import numpy as np
+
+from rag.engine import Engine
+from rag.retrieve.answerability import Thresholds, decide
+from rag.retrieve.late_interaction import retrieve
+from rag.settings import Settings
+from rag.store.index import load_index
+
+from .conftest import FakeEmbedder
+from .test_conversation import corpus, unit
+
+THRESHOLDS = Thresholds(same_language=0.73, other_language=0.67)
+
+
+def test_a_sentence_that_clears_a_lower_threshold_in_another_language_comes_first():
+    question = unit(1, 0.8, 0, 0)
+    same_language, other_language = unit(1, 0, 0, 0.45), unit(0.25, 1, 0, 0.55)  # 0.712, 0.702
+    vectors, tokens = corpus(same_language, other_language, unit(0, 0, 1, 0))
+    plain = retrieve(question, question[None], vectors, tokens)
+    assert [s.row for s in plain.ranked][:2] == [0, 1], "by raw score, the same-language sentence wins"
+    assert 0.67 < plain.ranked[1].score < plain.ranked[0].score < 0.73
+
+    def bars(rows):
+        return THRESHOLDS.for_languages({"fr": 1.0}, ["fr" if row == 0 else "en" for row in rows])
+
+    ranked = retrieve(question, question[None], vectors, tokens, thresholds=bars)
+    assert ranked.ranked[0].row == 1, "the one that answers in its language first"
+    assert {s.row: s.score for s in ranked.ranked} == {s.row: s.score for s in plain.ranked}, "raw scores kept"
+    assert decide(ranked, fitted=True).answer and ranked.clearance == ranked.ranked[0].score - 0.67
+
+
+def test_each_sentence_gets_the_threshold_of_its_documents_language():
+    question = {"fr": 0.9, "en": 0.1}
+    got = THRESHOLDS.for_languages(question, ["fr", "en", None, "de"])
+    assert np.allclose(got, [0.67 + 0.9 * 0.06, 0.67 + 0.1 * 0.06, 0.70, 0.67])
+    assert np.allclose(THRESHOLDS.for_languages({}, ["fr", None]), [0.70, 0.70]), "question language unknown"
+
+
+def test_rows_are_attributed_to_their_documents(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    texts = {
+        "a.txt": "Le chat dort sur le tapis. Il fait beau aujourd'hui.",
+        "b.txt": "The dog barks at night. Nobody sleeps. The neighbours complain.",
+        "c.txt": "Der Zug kommt spät an.",
+    }
+    for name, text in texts.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    settings = Settings(embedding_model="fake", backend="fake", index_dir=tmp_path / "index", seeds_dir=docs)
+    Engine(settings, embedder=FakeEmbedder()).build_index()
+    index = load_index(settings.index_dir)
+    rows = list(range(len(index.sentences)))[::-1]
+    expected = [index.sentences[row].document for row in rows]
+    assert [held.id for held in index.holders(rows)] == expected
+    assert len(set(expected)) == 3
