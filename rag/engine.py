@@ -30,7 +30,7 @@ from .ingest.loaders import LOADERS
 from .ingest.segment import SEGMENTER
 from .retrieve.answerability import Thresholds, decide
 from .retrieve.background import background_sentences
-from .retrieve.late_interaction import retrieve
+from .retrieve.late_interaction import LanguageSplit, retrieve
 from .settings import INDEX_TYPES, Settings, choose
 from .store import reuse
 from .store.factory import vector_store
@@ -355,7 +355,7 @@ class Engine:
             index.tokens,
             background,
             earlier,
-            self._thresholds_for(text, index),
+            *self._calibration(text, index),
         )
         return self.answerer.answer(text, retrieval, decide(retrieval, self.thresholds is not None), index, limit)
 
@@ -363,11 +363,20 @@ class Engine:
         """Pooled vectors of texts each encoded alone, as the chit-chat head was trained."""
         return np.concatenate([self.embedder.encode_queries([text]).vectors for text in texts])
 
-    def _thresholds_for(self, text: str, index: LoadedIndex) -> Callable[[list[int]], np.ndarray] | None:
-        """Each row's answer threshold, by whether the question is in its document's language."""
+    def _calibration(
+        self, text: str, index: LoadedIndex
+    ) -> tuple[Callable[[list[int]], np.ndarray] | None, LanguageSplit | None]:
+        """Each row's answer threshold, by whether the question is in its document's language,
+        and the split of dense search between the rows in the question's language and the others."""
         if self.thresholds is None:
-            return None
+            return None, None
         found = probabilities(text)
-        question = found if sure_language(found) is not None else {}
+        language = sure_language(found)
+        question = found if language is not None else {}
         thresholds = self.thresholds
-        return lambda rows: thresholds.for_languages(question, [held.language for held in index.holders(rows)])
+        split = None
+        if language is not None and thresholds.dense_gap > 0:
+            same, other = index.rows_by_language(language)
+            if len(same) and len(other):
+                split = LanguageSplit(same, other, thresholds.dense_gap * found[language])
+        return lambda rows: thresholds.for_languages(question, [held.language for held in index.holders(rows)]), split

@@ -62,6 +62,12 @@ def test_a_milvus_index_finds_what_faiss_finds_and_keeps_the_vectors_exactly(tmp
     assert np.array_equal(loaded.vectors.reconstruct(rows), vectors[rows]), "bit for bit, in the order asked"
     _, beyond = loaded.vectors.search(queries[:1], len(vectors) + 5)
     assert sorted(beyond[0][: len(vectors)]) == list(range(len(vectors))) and set(beyond[0][len(vectors) :]) == {-1}
+    within = np.array([[1, 4], [6, len(vectors) - 2]])
+    faiss_scores, faiss_rows = exact.vectors.search(queries, 5, within)
+    milvus_scores, milvus_rows = loaded.vectors.search(queries, 5, within)
+    assert np.array_equal(faiss_rows, milvus_rows), "the same rows within the same ranges"
+    assert np.allclose(faiss_scores, milvus_scores, atol=1e-6)
+    assert all(1 <= row < 4 or 6 <= row < len(vectors) - 2 for row in milvus_rows.ravel())
 
 
 def test_each_build_is_a_collection_and_the_alias_moves_to_the_newest(tmp_path, milvus):

@@ -1,6 +1,8 @@
 """Fit the answerability thresholds: the best late-interaction score from which the product
 answers, for a question in the language of the sentence it matches and for one in another
-language. Writes rag/data/answerability.json.
+language; and the same two for the best pooled cosine of dense search, whose difference is how
+much the dense candidates in the question's language are handicapped. Writes
+rag/data/answerability.json.
 
     .venv/bin/python training/answerability.py [--out FILE]     # about a minute on 2 cores
 
@@ -40,16 +42,20 @@ PER_ARTICLE = 60  # SQuAD 2.0 answerable questions per fitting article
 EVERY = 4  # every 4th XQuAD-R question, in each of German and Spanish
 
 
-def best_scores(engine: Engine, corpus: list[str], questions: list[str], work: Path, name: str) -> np.ndarray:
+def best_scores(
+    engine: Engine, corpus: list[str], questions: list[str], work: Path, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each question's best late-interaction score and best pooled cosine."""
     engine = Engine(dataclasses.replace(engine.settings, index_dir=work / f"index-{name}"), embedder=engine.embedder)
     engine.build_index([write_articles(corpus, work / name)])
     index = engine.load_index()
-    scores = []
+    scores, cosines = [], []
     for question in questions:
         encoded = engine.embedder.encode_queries([question])
         found = retrieve(encoded.vectors[0], encoded.tokens[0], index.vectors, index.tokens)
         scores.append(found.best)
-    return np.array(scores)
+        cosines.append(float(index.vectors.search(encoded.vectors[:1], 1)[0][0, 0]))
+    return np.array(scores), np.array(cosines)
 
 
 def fitting_questions(squad: list[Article]) -> tuple[list[str], list[str]]:
@@ -76,13 +82,15 @@ def fit() -> dict:
     english = read_squad(EVAL / "xquad-r" / "en.json")
     with tempfile.TemporaryDirectory(prefix="rag-fit-") as tmp:
         work = Path(tmp)
-        same = best_scores(engine, [a.text for a in squad], same_questions, work, "squad")
-        other = best_scores(engine, [a.text for a in english], other_questions, work, "xquad-en")
+        same, same_dense = best_scores(engine, [a.text for a in squad], same_questions, work, "squad")
+        other, other_dense = best_scores(engine, [a.text for a in english], other_questions, work, "xquad-en")
     return {
         "model": DEFAULT_MODEL,
         "backend": "onnx",
         "same_language": round(float(np.quantile(same, 1 - ANSWERED)), 4),
         "other_language": round(float(np.quantile(other, 1 - ANSWERED)), 4),
+        "dense_same_language": round(float(np.quantile(same_dense, 1 - ANSWERED)), 4),
+        "dense_other_language": round(float(np.quantile(other_dense, 1 - ANSWERED)), 4),
         "fitted_on": {
             "answered": ANSWERED,
             "same_language": f"SQuAD 2.0 articles 0, 2, 4, 6, 8: {len(same)} answerable questions",
@@ -98,7 +106,10 @@ def main() -> None:
     args = parser.parse_args()
     fitted = fit()
     args.out.write_text(json.dumps(fitted, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}: same language {fitted['same_language']}, other language {fitted['other_language']}")
+    print(
+        f"wrote {args.out}: same language {fitted['same_language']}, other language {fitted['other_language']};"
+        f" dense: {fitted['dense_same_language']}, {fitted['dense_other_language']}"
+    )
 
 
 if __name__ == "__main__":

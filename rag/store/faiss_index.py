@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .generations import read_current, write_current
-from .vector_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_FROM, HNSW_NEIGHBOURS
+from .vector_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_FROM, HNSW_NEIGHBOURS, row_mask
 
 
 class FaissStore:
@@ -75,8 +75,20 @@ class FaissIndex:
     def reconstruct(self, rows: np.ndarray) -> np.ndarray:
         return self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    def search(self, queries: np.ndarray, k: int, within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if within is None:
+            return self.index.search(queries, k)
+        import faiss
+
+        # Rows outside the bitmap are skipped, not scored: two searches that split the rows cost one.
+        bitmap = row_mask(within, self.count())
+        selector = faiss.IDSelectorBitmap(self.count(), faiss.swig_ptr(bitmap))
+        if isinstance(self.index, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.index.hnsw.efSearch)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        return self.index.search(queries, k, params=params)
 
     def count(self) -> int:
         return int(self.index.ntotal)

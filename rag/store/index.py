@@ -104,6 +104,26 @@ class LoadedIndex:
         held = tuple(listed for listed in self.row_order if listed.sentences)
         return held, np.array([listed.first_row for listed in held], dtype=np.int64)
 
+    @cached_property
+    def _language_rows(self) -> dict[str | None, np.ndarray]:
+        """For each document language, its documents' rows as (start, end) ranges, adjacent ones merged."""
+        ranges: dict[str | None, list[list[int]]] = {}
+        for listed in self._with_rows[0]:
+            runs = ranges.setdefault(listed.language, [])
+            if runs and runs[-1][1] == listed.first_row:
+                runs[-1][1] += listed.sentences
+            else:
+                runs.append([listed.first_row, listed.first_row + listed.sentences])
+        return {language: np.array(runs, dtype=np.int64) for language, runs in ranges.items()}
+
+    def rows_by_language(self, language: str) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the documents in ``language`` and those of all others, as (start, end) ranges."""
+        empty = np.zeros((0, 2), dtype=np.int64)
+        same = self._language_rows.get(language, empty)
+        others = [runs for found, runs in self._language_rows.items() if found != language]
+        other = np.concatenate(others) if others else empty
+        return same, other[np.argsort(other[:, 0], kind="stable")]
+
     def holders(self, rows: Sequence[int]) -> list[Listed]:
         """The document each row is a sentence of, found among the documents' first rows
         (nothing read from disk)."""

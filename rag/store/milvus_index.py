@@ -220,14 +220,17 @@ class MilvusIndex:
         document = {"collection": self.name, "dimension": self._dimension, "count": self._count}
         path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         search_params = {"metric_type": "IP", "params": {"ef": HNSW_EF_SEARCH} if self.index_type == "HNSW" else {}}
+        # The ranges as a filter on the primary key (the row): one clause per range.
+        where = "" if within is None else " or ".join(f"(id >= {int(a)} and id < {int(b)})" for a, b in within)
         with self.store.errors(f"cannot search {self.name}"):
             found = self.store.client.search(
                 self.name,
                 data=list(queries),
                 limit=k,
+                filter=where,
                 anns_field="vector",
                 output_fields=["id"],
                 search_params=search_params,

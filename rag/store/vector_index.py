@@ -22,6 +22,14 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 256
 
 
+def row_mask(within: np.ndarray, count: int) -> np.ndarray:
+    """The rows of the ranges ``within`` as a bitmap of ``count`` bits, bit i of byte i // 8 for row i."""
+    mask = np.zeros(count, dtype=bool)
+    for start, end in within:
+        mask[start:end] = True
+    return np.packbits(mask, bitorder="little")
+
+
 class VectorIndex(Protocol):
     def add(self, vectors: np.ndarray) -> None:
         """Append rows, numbered on from those already added."""
@@ -31,8 +39,9 @@ class VectorIndex(Protocol):
         """The stored vectors of ``rows``, so that a new generation can reuse them unembedded."""
         ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and row numbers of the ``k`` best rows for each query, best first (-1: none)."""
+    def search(self, queries: np.ndarray, k: int, within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and row numbers of the ``k`` best rows for each query, best first (-1: none);
+        only among the rows of ``within`` if given: (start, end) ranges, sorted, not overlapping."""
         ...
 
     def count(self) -> int: ...
