@@ -331,7 +331,8 @@ class Engine:
         sentences, or abstain; ``history`` holds the conversation's earlier turns, oldest first."""
         text = check_question(question)
         limit = check_citation_limit(top_k)
-        earlier_texts = earlier_questions(check_history(history))
+        history = check_history(history)
+        earlier_texts = earlier_questions(history)
         index = self.index if index is None else index
         if not has_content(text):
             return plain_answer(text, NO_CONTENT)
@@ -357,7 +358,8 @@ class Engine:
             earlier,
             *self._calibration(text, index),
         )
-        return self.answerer.answer(text, retrieval, decide(retrieval, self.thresholds is not None), index, limit)
+        decision = decide(retrieval, self.thresholds is not None)
+        return self.answerer.answer(text, retrieval, decision, index, limit, history)
 
     def _encode_alone(self, texts: list[str]) -> np.ndarray:
         """Pooled vectors of texts each encoded alone, as the chit-chat head was trained."""

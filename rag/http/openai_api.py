@@ -150,6 +150,8 @@ async def chat_completions(request: ChatRequest, runtime: RuntimeDep):
         "refusal": None,
         "citations": body["citations"],
         "abstained": body["abstained"],
+        "mode": body["mode"],
+        "reason": body["reason"],
     }
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
     return {**base, "object": "chat.completion", "choices": [choice]}
