@@ -3,6 +3,7 @@ app on a real uvicorn that replays canned Chat Completions replies (llama.cpp's 
 shape) and records what it was sent. The engine runs on the fake embedder; no model."""
 
 import asyncio
+import json
 import logging
 import socket
 import threading
@@ -22,7 +23,7 @@ from rag.answer.questions import Turn
 from rag.errors import RagError
 from rag.settings import Settings
 
-from .conftest import FakeEmbedder, call, fake_engine
+from .conftest import FakeEmbedder, call, fake_engine, rag
 
 PORTS = range(18740, 18750)  # the ports these tests may use, on 127.0.0.1
 KEY = "sk-test-5b1d0e7c-never-shown"
@@ -299,6 +300,11 @@ def test_the_key_is_sent_as_a_bearer_header_and_shown_nowhere(index_dir, llm, ca
     assert not [text for text in shown if KEY in text or KEY[8:20] in text]
 
 
+def test_generate_false_keeps_the_server_out(index_dir, llm):
+    answer = generating(index_dir, llm).answer(PLANNED, generate=False)
+    assert answer == fake_engine(index_dir).answer(PLANNED) and llm.requests == []
+
+
 def test_no_key_sends_a_placeholder(index_dir, llm):
     generating(index_dir, llm, llm_api_key=None).answer(PLANNED)
     assert llm.requests[0]["headers"]["authorization"] == "Bearer none"
@@ -427,6 +433,7 @@ def test_ask_over_http_says_the_mode_and_the_reason(index_dir, llm, monkeypatch)
         while call(base, "/readyz")[0] != 200:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        assert llm.requests == [], "warming up before ready asks no LLM server"
         llm.reply("Im März, in Wien [1].", Reply(completion("Zu spät [1]."), delay=2), Reply({}, 500))
         replies = [call(base, "/api/ask", {"question": PLANNED}) for _ in range(3)]
         replies.append(call(base, "/api/ask", {"question": OFF_TOPIC}))
@@ -442,3 +449,15 @@ def test_ask_over_http_says_the_mode_and_the_reason(index_dir, llm, monkeypatch)
     assert [c["text"] for c in bodies[0]["citations"]] == ["A second meeting is planned for March in Vienna."]
     assert bodies[1]["answer"] == bodies[2]["answer"] == fake_engine(index_dir).answer(PLANNED).answer
     assert len(llm.requests) == 3, "the abstention never reached the server"
+
+
+def test_rag_ask_prints_the_mode_and_says_when_it_fell_back(index_dir, llm, monkeypatch, capsys, fake_backend):
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("RAG_LLM_URL", llm.base + "/v1")
+    monkeypatch.setenv("RAG_LLM_MODEL", "smollm2")
+    llm.reply("Im März, in Wien [1].", Reply({}, 500))
+    code, out, err = rag(capsys, "ask", "--json", PLANNED)
+    assert code == 0 and json.loads(out)["mode"] == "generated" and json.loads(out)["answer"] == "Im März, in Wien [1]."
+    code, out, err = rag(capsys, "ask", PLANNED)
+    assert code == 0 and "could not be used (llm-error)" in err
+    assert out.startswith(fake_engine(index_dir).answer(PLANNED).answer)

@@ -34,6 +34,7 @@ def test_a_completion_is_the_answer_with_its_citations(client, app_client):
     assert choice.finish_reason == "stop" and choice.message.role == "assistant"
     assert choice.message.content == expected["answer"]
     assert choice.message.citations == expected["citations"], "the extra field holds /api/ask's citations"
+    assert (choice.message.mode, choice.message.reason) == ("extractive", None)
 
 
 def test_a_streamed_completion_joins_into_the_same_content(client):
