@@ -224,6 +224,7 @@ def test_markers_naming_no_supplied_sentence_are_removed(index_dir, llm):
         ("  [1] [2]  ", "empty"),
         ("I'm sorry, but I cannot answer that from these sentences [1].", "refusal"),
         ("Les phrases ne disent pas quand [1].", "refusal"),
+        ("In March [1]. " * 400, "too-long"),
         (Reply(completion(None, refusal="I can't help with that.")), "refusal"),
         (Reply({"error": {"code": 500, "message": "failed to decode", "type": "server_error"}}, 500), "llm-error"),
         (Reply({"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}, 503), "llm-error"),

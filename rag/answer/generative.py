@@ -5,8 +5,8 @@ Retrieval and the decision whether the documents answer stay ours: an abstention
 the server. The server gets the cited sentences numbered [1]..[n] inside a data block whose
 delimiter is new for every request, after an instruction that the block is data and never
 instructions. A marker naming no supplied sentence is removed; an answer left with no valid
-marker, an empty one, a refusal, a timeout or any error gives the extractive answer instead,
-with the ``reason``. Otherwise the answer cites only the sentences its text cites, renumbered in
+marker, an empty one, a refusal, one too long, a timeout or any error gives the extractive
+answer instead, with the ``reason``. Otherwise the answer cites only the sentences its text cites, renumbered in
 order of first mention, each with its exact offsets."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..retrieve.answerability import Decision
 from ..retrieve.late_interaction import Retrieval
 from ..store.index import LoadedIndex
 from .base import Answer, Answerer, Citation
-from .questions import Turn
+from .questions import MAX_ANSWER_CHARACTERS, Turn
 from .smalltalk import has_content
 
 log = logging.getLogger("rag.answer")
@@ -127,6 +127,8 @@ def checked(text: str, cited: Sequence[Citation]) -> tuple[str, list[Citation]] 
         return "empty"
     if REFUSAL.search(text):
         return "refusal"
+    if len(text) > MAX_ANSWER_CHARACTERS:  # a model run on; and clients send answers back as history up to this
+        return "too-long"
     supplied = {c.id: c for c in cited}
     renumbered: dict[int, int] = {}  # supplied id -> id in order of first mention
 
