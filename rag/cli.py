@@ -75,6 +75,8 @@ def api_json(content: dict) -> str:
 
 def _print_answer(answer) -> None:
     """The answer for a person, then where each cited sentence is."""
+    if answer.reason:  # RAG_LLM_URL is set, and the server's answer could not be used
+        print(f"rag: the extractive answer, as the LLM server's could not be used ({answer.reason})", file=sys.stderr)
     print(answer.answer)
     if answer.citations:
         print("\nClosest passages:" if answer.abstained else "")

@@ -17,6 +17,7 @@ import numpy as np
 
 from .answer.base import Answer, Answerer
 from .answer.factory import create_answerer
+from .answer.generative import GenerativeAnswerer
 from .answer.questions import Turn, check_citation_limit, check_history, check_question, earlier_questions
 from .answer.smalltalk import CHITCHAT, NO_CONTENT, ChitChatHead, has_content, plain_answer
 from .atomic import replace_file
@@ -326,12 +327,16 @@ class Engine:
         top_k: int | None = None,
         index: LoadedIndex | None = None,
         history: Sequence[Turn] = (),
+        *,
+        generate: bool = True,
     ) -> Answer:
         """Answer one question from the index (the live one unless ``index`` is given) with cited
-        sentences, or abstain; ``history`` holds the conversation's earlier turns, oldest first."""
+        sentences, or abstain; ``history`` holds the conversation's earlier turns, oldest first.
+        ``generate=False`` keeps a configured LLM server out of it (the extractive answer)."""
         text = check_question(question)
         limit = check_citation_limit(top_k)
-        earlier_texts = earlier_questions(check_history(history))
+        history = check_history(history)
+        earlier_texts = earlier_questions(history)
         index = self.index if index is None else index
         if not has_content(text):
             return plain_answer(text, NO_CONTENT)
@@ -357,7 +362,11 @@ class Engine:
             earlier,
             *self._calibration(text, index),
         )
-        return self.answerer.answer(text, retrieval, decide(retrieval, self.thresholds is not None), index, limit)
+        decision = decide(retrieval, self.thresholds is not None)
+        answerer = self.answerer
+        if not generate and isinstance(answerer, GenerativeAnswerer):
+            answerer = answerer.extractive
+        return answerer.answer(text, retrieval, decision, index, limit, history)
 
     def _encode_alone(self, texts: list[str]) -> np.ndarray:
         """Pooled vectors of texts each encoded alone, as the chit-chat head was trained."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import RagError
 
@@ -40,6 +42,43 @@ def _api_key(raw: str | None) -> str | None:
             "RAG_API_KEY must be printable ASCII without spaces around it (no client could send another one to match)"
         )
     return raw
+
+
+def _llm_url(raw: str | None) -> str | None:
+    """RAG_LLM_URL: the base URL of an OpenAI-compatible server, or None (answers stay extractive).
+    Not echoed in the error: it may hold credentials."""
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname
+    except ValueError:  # a bracketed IPv6 address left open, say
+        host = None
+    if not host or parts.scheme not in ("http", "https") or raw != raw.strip():
+        raise RagError("RAG_LLM_URL must be an http:// or https:// URL with a host, such as http://127.0.0.1:11434/v1")
+    return raw
+
+
+def _llm_api_key(raw: str | None) -> str | None:
+    """RAG_LLM_API_KEY as it goes in an HTTP header; never echoed."""
+    if not raw:
+        return None
+    if raw != raw.strip() or not raw.isascii() or not raw.isprintable():
+        raise RagError("RAG_LLM_API_KEY must be printable ASCII without spaces around it")
+    return raw
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise RagError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
 
 
 def choose(name: str, value: str, choices: Collection[str]) -> str:
@@ -78,6 +117,13 @@ class Settings:
     milvus_uri: str | None = None
     milvus_token: str = field(default="", repr=False)
     milvus_collection: str = "rag"
+    # Generated answers: an OpenAI-compatible server's base URL (None: answers stay extractive),
+    # the model it serves, its key (sent as a Bearer header, never shown) and the longest wait
+    # for its answer before the extractive one is given.
+    llm_url: str | None = None
+    llm_model: str = ""
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_timeout: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -104,4 +150,8 @@ class Settings:
             milvus_uri=env("RAG_MILVUS_URI") or None,
             milvus_token=env("RAG_MILVUS_TOKEN") or "",
             milvus_collection=env("RAG_MILVUS_COLLECTION") or "rag",
+            llm_url=_llm_url(env("RAG_LLM_URL")),
+            llm_model=env("RAG_LLM_MODEL") or "",
+            llm_api_key=_llm_api_key(env("RAG_LLM_API_KEY")),
+            llm_timeout=_seconds("RAG_LLM_TIMEOUT", 30.0),
         )

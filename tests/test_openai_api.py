@@ -34,6 +34,7 @@ def test_a_completion_is_the_answer_with_its_citations(client, app_client):
     assert choice.finish_reason == "stop" and choice.message.role == "assistant"
     assert choice.message.content == expected["answer"]
     assert choice.message.citations == expected["citations"], "the extra field holds /api/ask's citations"
+    assert (choice.message.mode, choice.message.reason) == ("extractive", None)
 
 
 def test_a_streamed_completion_joins_into_the_same_content(client):
@@ -47,6 +48,7 @@ def test_a_streamed_completion_joins_into_the_same_content(client):
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == plain.choices[0].message.content
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert chunks[-1].choices[0].delta.citations == plain.choices[0].message.citations
+    assert (chunks[-1].choices[0].delta.mode, chunks[-1].choices[0].delta.reason) == ("extractive", None)
 
 
 def test_earlier_messages_are_the_history(client, app_client):

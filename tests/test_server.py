@@ -30,7 +30,7 @@ def test_ready_only_after_loading_and_alive_throughout(server):
 def test_ask_returns_the_contract_field_by_field(server):
     status, headers, body = call(server.base, "/api/ask", {"question": "What did Putin demand?"})
     assert status == 200 and headers.get_content_type() == "application/json"
-    assert list(body) == ["question", "abstained", "answer", "citations"]
+    assert list(body) == ["question", "abstained", "answer", "citations", "mode", "reason"]
     assert body["question"] == "What did Putin demand?"
     assert body["abstained"] is False
     assert isinstance(body["answer"], str) and "[1]" in body["answer"]

@@ -3,11 +3,14 @@ each followed by its marker; or a plain abstention that says what the documents 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..retrieve.answerability import Decision
 from ..retrieve.late_interaction import Retrieval
 from ..store.index import LoadedIndex
 from .base import Answer
 from .citations import citations, in_reading_order, nearest_rows, supporting_rows
+from .questions import Turn
 
 NOT_IN_DOCUMENTS = "The documents do not say."
 CLOSEST_NOTE = " The closest passages are cited for you to judge."
@@ -21,7 +24,15 @@ def about(titles: tuple[str, ...]) -> str:
 
 
 class ExtractiveAnswerer:
-    def answer(self, question: str, retrieval: Retrieval, decision: Decision, index: LoadedIndex, limit: int) -> Answer:
+    def answer(
+        self,
+        question: str,
+        retrieval: Retrieval,
+        decision: Decision,
+        index: LoadedIndex,
+        limit: int,
+        history: Sequence[Turn] = (),
+    ) -> Answer:
         if decision.answer:
             cited = citations(supporting_rows(retrieval, index, limit), retrieval, index)
             text = " ".join(f"{c.text} [{c.id}]" for c in in_reading_order(cited))

@@ -1,8 +1,9 @@
 """The OpenAI Chat Completions protocol over the engine: POST /v1/chat/completions (plain or
 streamed as server-sent events) and GET /v1/models, so that any OpenAI client or chat front end
 can ask the documents. The last user message is the question, the earlier user and assistant
-messages its history; the answer is the same as POST /api/ask gives, its citations in an extra
-``citations`` field of the message. Errors on these routes have OpenAI's shape."""
+messages its history; the answer is the same as POST /api/ask gives, its citations, mode and
+reason in extra fields of the message (of the last chunk, streamed). Errors on these routes
+have OpenAI's shape."""
 
 from __future__ import annotations
 
@@ -88,13 +89,13 @@ def _chunk(base: dict, delta: dict, finish: str | None = None) -> str:
     )
 
 
-def _stream(base: dict, content: str, citations: list[dict]) -> Iterator[str]:
+def _stream(base: dict, content: str, extra: dict) -> Iterator[str]:
     yield _chunk(base, {"role": "assistant", "content": ""})
     words = content.split(" ")
     for start in range(0, len(words), WORDS_PER_CHUNK):
         piece = " ".join(words[start : start + WORDS_PER_CHUNK])
         yield _chunk(base, {"content": piece if start == 0 else " " + piece})
-    yield _chunk(base, {"citations": citations}, finish="stop")
+    yield _chunk(base, extra, finish="stop")  # the citations, mode and reason
     yield "data: [DONE]\n\n"
 
 
@@ -143,13 +144,16 @@ async def chat_completions(request: ChatRequest, runtime: RuntimeDep):
     body = answer.to_dict()
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": MODEL}
     if request.stream:
-        return StreamingResponse(_stream(base, body["answer"], body["citations"]), media_type="text/event-stream")
+        extra = {key: body[key] for key in ("citations", "mode", "reason")}
+        return StreamingResponse(_stream(base, body["answer"], extra), media_type="text/event-stream")
     message = {
         "role": "assistant",
         "content": body["answer"],
         "refusal": None,
         "citations": body["citations"],
         "abstained": body["abstained"],
+        "mode": body["mode"],
+        "reason": body["reason"],
     }
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
     return {**base, "object": "chat.completion", "choices": [choice]}

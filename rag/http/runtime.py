@@ -51,8 +51,8 @@ class Runtime:
                 log.info("no index yet; building it from %s", engine.settings.seeds_dir)
                 engine.build_index()
             # A question (with a digit, so never chit-chat) loads the model, the index, the language
-            # model and the thresholds, and pays first-call costs now.
-            engine.answer("What happened in 2024?")
+            # model and the thresholds, and pays first-call costs now; never an LLM server's (RAG_LLM_URL).
+            engine.answer("What happened in 2024?", generate=False)
             self.ready.set()
             log.info("ready")
         except RagError as exc:

@@ -56,6 +56,13 @@ class AskResponse(BaseModel):
     abstained: bool
     answer: str
     citations: list[CitationOut] = Field(description="best first")
+    mode: Literal["extractive", "generated"] = Field(
+        description="generated: written by the configured LLM server (RAG_LLM_URL) from the cited sentences"
+    )
+    reason: str | None = Field(
+        description="why an answer meant to be generated is the extractive one: llm-timeout, llm-error, "
+        "refusal, empty, too-long or no-valid-citation; null otherwise"
+    )
 
 
 class DocumentOut(BaseModel):
