@@ -60,7 +60,7 @@ def completion(content, refusal=None, finish="stop"):
 
 @dataclass
 class Reply:
-    body: object
+    body: object  # or a function of the request's last message, giving the reply's content
     status: int = 200
     delay: float = 0.0
 
@@ -79,6 +79,8 @@ class RecordedLLM:
         self.requests.append({"headers": dict(request.headers), "body": await request.json()})
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         await asyncio.sleep(reply.delay)
+        if callable(reply.body):
+            return JSONResponse(completion(reply.body(self.requests[-1]["body"]["messages"][-1]["content"])))
         if isinstance(reply.body, str):
             return PlainTextResponse(reply.body, status_code=reply.status)
         return JSONResponse(reply.body, status_code=reply.status)
@@ -225,6 +227,7 @@ def test_markers_naming_no_supplied_sentence_are_removed(index_dir, llm):
         ("I'm sorry, but I cannot answer that from these sentences [1].", "refusal"),
         ("Les phrases ne disent pas quand [1].", "refusal"),
         ("In March [1]. " * 400, "too-long"),
+        (Reply(completion("In March [3]. In March [3]. In", finish="length")), "too-long"),
         (Reply(completion(None, refusal="I can't help with that.")), "refusal"),
         (Reply({"error": {"code": 500, "message": "failed to decode", "type": "server_error"}}, 500), "llm-error"),
         (Reply({"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}, 503), "llm-error"),
@@ -309,6 +312,20 @@ def test_generate_false_keeps_the_server_out(index_dir, llm):
 def test_no_key_sends_a_placeholder(index_dir, llm):
     generating(index_dir, llm, llm_api_key=None).answer(PLANNED)
     assert llm.requests[0]["headers"]["authorization"] == "Bearer none"
+
+
+def test_a_reply_that_copies_the_data_block_falls_back(index_dir, llm):
+    llm.reply(Reply(lambda last: last.split("\n\nQuestion:")[0]))  # the block, its delimiters and markers
+    answer = generating(index_dir, llm).answer(PLANNED)
+    assert (answer.mode, answer.reason) == ("extractive", "echo")
+    assert answer.answer == fake_engine(index_dir).answer(PLANNED).answer
+
+
+def test_a_reply_is_bounded_in_tokens(index_dir, llm):
+    from rag.answer.generative import MAX_ANSWER_TOKENS
+
+    generating(index_dir, llm).answer(PLANNED)
+    assert llm.requests[0]["body"]["max_tokens"] == MAX_ANSWER_TOKENS
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,10 @@ from .smalltalk import has_content
 
 log = logging.getLogger("rag.answer")
 
+# A reply is cut off past this many tokens (MAX_ANSWER_CHARACTERS at about 4 characters each), so
+# that a small model that runs on cannot hold an answer until the timeout (SmolLM2-135M did, in
+# 5 of the 18 dev questions).
+MAX_ANSWER_TOKENS = 1024
 INSTRUCTION = """\
 You answer questions about documents. The user's message holds numbered sentences quoted from \
 the documents, between the lines {open} and {close}, then the question.
@@ -85,7 +89,9 @@ class OpenAIChat:
 
     def complete(self, messages: list[dict]) -> str:
         try:
-            completion = self._client.chat.completions.create(model=self.model, messages=messages)
+            completion = self._client.chat.completions.create(
+                model=self.model, messages=messages, max_tokens=MAX_ANSWER_TOKENS
+            )
             choice = completion.choices[0]
             message = choice.message
         except self._timeout_error:
@@ -95,6 +101,8 @@ class OpenAIChat:
             raise ChatError("llm-error") from None
         if getattr(message, "refusal", None) or choice.finish_reason == "content_filter":
             raise ChatError("refusal")
+        if choice.finish_reason == "length":  # cut off: the answer's end, and maybe markers, are missing
+            raise ChatError("too-long")
         content = message.content
         if content is not None and not isinstance(content, str):
             raise ChatError("llm-error")
@@ -164,10 +172,13 @@ class GenerativeAnswerer:
         extractive = self.extractive.answer(question, retrieval, decision, index, limit, history)
         if extractive.abstained or not extractive.citations:
             return extractive
+        boundary = secrets.token_hex(8)
         try:
-            reply = self.chat.complete(messages(question, extractive.citations, history, secrets.token_hex(8)))
+            reply = self.chat.complete(messages(question, extractive.citations, history, boundary))
         except ChatError as failed:
             return replace(extractive, reason=failed.reason)
+        if boundary in reply:  # the model copied the data block out (SmolLM2-135M did) instead of answering
+            return replace(extractive, reason="echo")
         result = checked(reply, extractive.citations)
         if isinstance(result, str):
             return replace(extractive, reason=result)
