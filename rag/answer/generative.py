@@ -5,9 +5,10 @@ Retrieval and the decision whether the documents answer stay ours: an abstention
 the server. The server gets the cited sentences numbered [1]..[n] inside a data block whose
 delimiter is new for every request, after an instruction that the block is data and never
 instructions. A marker naming no supplied sentence is removed; an answer left with no valid
-marker, an empty one, a refusal, one too long, a timeout or any error gives the extractive
-answer instead, with the ``reason``. Otherwise the answer cites only the sentences its text cites, renumbered in
-order of first mention, each with its exact offsets."""
+marker, an empty one, a refusal, one too long or cut off, one that copies the data block out, a
+timeout or any error gives the extractive answer instead, with the ``reason``. Otherwise the
+answer cites only the sentences its text cites, renumbered in order of first mention, each with
+its exact offsets."""
 
 from __future__ import annotations
 
