@@ -254,3 +254,40 @@ def test_a_follow_up_on_the_page_is_answered_from_the_right_sentence(visit):
     mark = page.locator("#document-pane mark")
     expect(mark).to_have_count(1)
     assert "pour discuter de l’Ukraine et d’autres questions" in mark.inner_text()
+
+
+def test_a_generated_answer_is_shown_as_text_with_its_markers(browser, tmp_path):
+    """With RAG_LLM_URL set (a recorded LLM server), the page shows the LLM's text, markup in it
+    as text, its checked markers as citations that mark their sentence; with and without script."""
+    from playwright.sync_api import expect
+
+    from .test_generation import RecordedLLM, serving
+
+    llm = RecordedLLM()
+    with serving(llm.app) as base:
+        llm.base = base
+        reply = "Putin demanded <b>that Ukraine stay out of NATO</b> [1], and more [9]."
+        with running_server(tmp_path, RAG_LLM_URL=base + "/v1", RAG_LLM_MODEL="smollm2") as server:
+            for javascript in (True, False):
+                llm.reply(reply)
+                opened = Visit(browser, server, javascript)
+                page = opened.page
+                page.fill("#question", "What did Putin demand?")
+                page.click("#ask-button")
+                answer = page.locator('.turn.answer[data-mode="generated"]')
+                expect(answer).to_be_visible(timeout=60_000)
+                text = answer.locator(".text")
+                expect(text).to_have_text("Putin demanded <b>that Ukraine stay out of NATO</b> [1], and more.")
+                assert text.locator("b").count() == 0, "the LLM's markup is text"
+                assert answer.locator("[data-citation]").count() == 1, "the marker naming no sentence is gone"
+                expect(answer.locator(".who")).to_have_text("Written from the documents")
+                if javascript:
+                    answer.locator('[data-citation="1"]').click()
+                    mark = page.locator(".article-view mark")
+                    expect(mark).to_have_count(1)
+                    assert "formellement exclue" in mark.inner_text()
+                else:
+                    marks = page.locator(".article-view mark")
+                    assert "formellement exclue" in " ".join(marks.all_inner_texts())
+                opened.finish(f"generated-answer-{'script' if javascript else 'no-script'}", server)
+                assert len(llm.requests) == 1, "one question, one request (reply() clears them)"

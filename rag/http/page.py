@@ -6,6 +6,7 @@ shown). Templates and static files are package data (``rag/web``)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from ..answer.base import Answer, Citation
 from ..answer.citations import in_reading_order
 from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_QUESTION_CHARACTERS, MAX_TURNS, Turn, check_history
 from ..errors import InputError
@@ -26,6 +28,7 @@ from .views import document_view
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_DIR = WEB_DIR / "static"
+GENERATED_MARKER = re.compile(r"\[(\d+)\]")  # a generated answer's markers, as the answerer wrote them
 LISTED = 100  # documents listed on the page; the others are reached through citations
 
 router = APIRouter(include_in_schema=False)
@@ -143,13 +146,31 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
     for citation in answer.citations:
         sources.setdefault(citation.document, []).append(citation.id)
     turns.append(
-        {"kind": "answer", "answer": answer, "reading_order": in_reading_order(answer.citations), "sources": sources}
+        {
+            "kind": "answer",
+            "answer": answer,
+            "reading_order": in_reading_order(answer.citations),
+            "generated": generated_parts(answer) if answer.mode == "generated" else [],
+            "sources": sources,
+        }
     )
     if answer.abstained or not answer.citations:
         return _page(request, runtime, turns, history=history)
     shown = answer.citations[0].document  # the best citation's document, its cited sentences marked
     marked = {c.sentence for c in answer.citations if c.document == shown}
     return _page(request, runtime, turns, shown, marked, history=history)
+
+
+def generated_parts(answer: Answer) -> list[tuple[str, Citation | None]]:
+    """A generated answer's text cut at its markers: (text, None) and ("", the citation marked)."""
+    by_id = {citation.id: citation for citation in answer.citations}
+    parts: list[tuple[str, Citation | None]] = []
+    for number, piece in enumerate(GENERATED_MARKER.split(answer.answer)):
+        if number % 2 == 0:
+            parts.append((piece, None))
+        elif int(piece) in by_id:  # always, after the answerer's checks
+            parts.append(("", by_id[int(piece)]))
+    return parts
 
 
 @router.get("/page/documents")

@@ -96,14 +96,25 @@
     }
     item.className = "turn answer";
     item.dataset.abstained = "false";
-    item.querySelector(".who").textContent = "From the documents";
-    // The answer text is the cited sentences in reading order, each followed by its marker.
-    const reading = [...answer.citations].sort((a, b) =>
-      a.document === b.document ? a.start - b.start : a.document < b.document ? -1 : 1);
-    reading.forEach((citation, index) => {
-      if (index) text.append(" ");
-      text.append(passage(citation), " ", marker(citation, "Citation"));
-    });
+    item.dataset.mode = answer.mode || "extractive";
+    if (answer.mode === "generated") {
+      // An LLM's text, kept as text, with its checked [n] markers made links to the citations.
+      item.querySelector(".who").textContent = "Written from the documents";
+      const byId = new Map(answer.citations.map((citation) => [String(citation.id), citation]));
+      answer.answer.split(/\[(\d+)\]/).forEach((piece, index) => {
+        if (index % 2 === 0) text.append(piece);
+        else if (byId.has(piece)) text.append(marker(byId.get(piece), "Citation"));
+      });
+    } else {
+      item.querySelector(".who").textContent = "From the documents";
+      // The answer text is the cited sentences in reading order, each followed by its marker.
+      const reading = [...answer.citations].sort((a, b) =>
+        a.document === b.document ? a.start - b.start : a.document < b.document ? -1 : 1);
+      reading.forEach((citation, index) => {
+        if (index) text.append(" ");
+        text.append(passage(citation), " ", marker(citation, "Citation"));
+      });
+    }
     // Each cited document once, after the markers of its citations.
     const cited = new Map();
     for (const citation of answer.citations) {
