@@ -83,6 +83,7 @@ def test_page_basics(visit):
     assert listed.count() == 1 and listed.get_attribute("aria-current") == "true"
     assert page.locator("#document-pane .document-title").inner_text() == listed.inner_text()
     assert page.locator("label[for=question]").inner_text() == "Your question"
+    assert "Answers are the documents’ own sentences" in page.locator("header p").first.inner_text()
     assert page.locator("link[rel=icon]").get_attribute("href") == "/static/favicon.svg"
     page.focus("#question")
     page.keyboard.press("Tab")
@@ -281,6 +282,7 @@ def test_a_generated_answer_is_shown_as_text_with_its_markers(browser, tmp_path)
                 assert text.locator("b").count() == 0, "the LLM's markup is text"
                 assert answer.locator("[data-citation]").count() == 1, "the marker naming no sentence is gone"
                 expect(answer.locator(".who")).to_have_text("Written from the documents")
+                expect(page.locator("header p").first).to_contain_text("written by a language model")
                 if javascript:
                     answer.locator('[data-citation="1"]').click()
                     mark = page.locator(".article-view mark")

@@ -79,6 +79,7 @@ def _page(
         "draft": draft,
         "max_question": MAX_QUESTION_CHARACTERS,
         "ready": index is not None,
+        "generating": runtime.engine.settings.llm_url is not None,  # RAG_LLM_URL: answers an LLM writes
         # The conversation so far, for the form to send with the next question (the last turns).
         "history": json.dumps(
             [{"role": t.role, "content": t.content} for t in history][-MAX_TURNS:], ensure_ascii=False
