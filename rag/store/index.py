@@ -105,24 +105,27 @@ class LoadedIndex:
         return held, np.array([listed.first_row for listed in held], dtype=np.int64)
 
     @cached_property
-    def _language_rows(self) -> dict[str | None, np.ndarray]:
-        """For each document language, its documents' rows as (start, end) ranges, adjacent ones merged."""
-        ranges: dict[str | None, list[list[int]]] = {}
-        for listed in self._with_rows[0]:
-            runs = ranges.setdefault(listed.language, [])
-            if runs and runs[-1][1] == listed.first_row:
-                runs[-1][1] += listed.sentences
-            else:
-                runs.append([listed.first_row, listed.first_row + listed.sentences])
-        return {language: np.array(runs, dtype=np.int64) for language, runs in ranges.items()}
+    def _language_rows(self) -> dict[str | None, tuple[np.ndarray, np.ndarray]]:
+        """For each document language, its documents' rows and all other rows: worked out once,
+        not for every question."""
+        held = self._with_rows[0]
+        return {
+            language: (
+                _runs(listed for listed in held if listed.language == language),
+                _runs(listed for listed in held if listed.language != language),
+            )
+            for language in {listed.language for listed in held}
+        }
 
     def rows_by_language(self, language: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows of the documents in ``language`` and those of all others, as (start, end) ranges."""
-        empty = np.zeros((0, 2), dtype=np.int64)
-        same = self._language_rows.get(language, empty)
-        others = [runs for found, runs in self._language_rows.items() if found != language]
-        other = np.concatenate(others) if others else empty
-        return same, other[np.argsort(other[:, 0], kind="stable")]
+        if language in self._language_rows:
+            return self._language_rows[language]
+        return _runs(()), self._all_rows  # no document in it: every row is another language's
+
+    @cached_property
+    def _all_rows(self) -> np.ndarray:
+        return _runs(self._with_rows[0])
 
     def holders(self, rows: Sequence[int]) -> list[Listed]:
         """The document each row is a sentence of, found among the documents' first rows
@@ -138,6 +141,17 @@ class LoadedIndex:
     @cached_property
     def titles(self) -> tuple[str, ...]:
         return titles(self.listed.values())
+
+
+def _runs(documents: Iterable[Listed]) -> np.ndarray:
+    """The rows of ``documents`` (in row order) as (start, end) ranges, adjacent ones merged."""
+    merged: list[list[int]] = []
+    for listed in documents:
+        if merged and merged[-1][1] == listed.first_row:
+            merged[-1][1] += listed.sentences
+        else:
+            merged.append([listed.first_row, listed.first_row + listed.sentences])
+    return np.array(merged, dtype=np.int64).reshape(-1, 2)
 
 
 def titles(documents: Iterable[Listed]) -> tuple[str, ...]:
