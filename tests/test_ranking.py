@@ -39,19 +39,24 @@ def test_each_sentence_gets_the_threshold_of_its_documents_language():
     assert np.allclose(THRESHOLDS.for_languages({}, ["fr", None]), [0.70, 0.70]), "question language unknown"
 
 
-def test_rows_are_attributed_to_their_documents(tmp_path):
+def indexed(tmp_path, texts):
+    """The index of ``texts`` (file name: text), built with the fake embedder."""
     docs = tmp_path / "docs"
     docs.mkdir()
+    for name, text in texts.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    settings = Settings(embedding_model="fake", backend="fake", index_dir=tmp_path / "index", seeds_dir=docs)
+    Engine(settings, embedder=FakeEmbedder()).build_index()
+    return load_index(settings.index_dir)
+
+
+def test_rows_are_attributed_to_their_documents(tmp_path):
     texts = {
         "a.txt": "Le chat dort sur le tapis. Il fait beau aujourd'hui.",
         "b.txt": "The dog barks at night. Nobody sleeps. The neighbours complain.",
         "c.txt": "Der Zug kommt spät an.",
     }
-    for name, text in texts.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    settings = Settings(embedding_model="fake", backend="fake", index_dir=tmp_path / "index", seeds_dir=docs)
-    Engine(settings, embedder=FakeEmbedder()).build_index()
-    index = load_index(settings.index_dir)
+    index = indexed(tmp_path, texts)
     rows = list(range(len(index.sentences)))[::-1]
     expected = [index.sentences[row].document for row in rows]
     assert [held.id for held in index.holders(rows)] == expected
@@ -92,21 +97,16 @@ def test_dense_candidates_in_the_question_language_are_handicapped():
 
 
 def test_rows_by_language_splits_the_index_into_ranges(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
     texts = {
         "a.txt": "Le chat dort sur le tapis pendant que la pluie tombe sur la ville. Il fait froid.",
         "b.txt": "The dog barks at night while the whole street tries to sleep. Nobody sleeps.",
         "c.txt": "Le train arrive en retard à la gare centrale de la ville ce matin. Personne ne sait pourquoi.",
     }
-    for name, text in texts.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    settings = Settings(embedding_model="fake", backend="fake", index_dir=tmp_path / "index", seeds_dir=docs)
-    Engine(settings, embedder=FakeEmbedder()).build_index()
-    index = load_index(settings.index_dir)
+    index = indexed(tmp_path, texts)
     french, others = index.rows_by_language("fr")
     a, b, c = (list(range(held.first_row, held.first_row + held.sentences)) for held in index.row_order)
     assert [held.language for held in index.row_order] == ["fr", "en", "fr"]
     assert [list(range(start, end)) for start, end in french] == [a, c]
     assert [list(range(start, end)) for start, end in others] == [b]
     assert len(index.rows_by_language("de")[0]) == 0
+    assert [list(range(start, end)) for start, end in index.rows_by_language("de")[1]] == [a + b + c]
