@@ -61,7 +61,7 @@ class AskResponse(BaseModel):
     )
     reason: str | None = Field(
         description="why an answer meant to be generated is the extractive one: llm-timeout, llm-error, "
-        "refusal, empty, too-long or no-valid-citation; null otherwise"
+        "refusal, empty, too-long, echo or no-valid-citation; null otherwise"
     )
 
 

@@ -14,8 +14,8 @@ article inside benchmarks/scale.py's 100,000 mostly English sentences found the 
 first for 14 of 18 dev questions, with it 16 (README, "A 100,000-sentence corpus end to end").
 
 Measured on SQuAD 2.0 and XQuAD-R (README, "Answerability"), a threshold fitted on some corpora
-holds on others; a margin over background sentences, the corpus's
-own score distribution, IDF-weighted coverage or a logistic combination did no better.
+holds on others; a margin over background sentences, the corpus's own score distribution,
+IDF-weighted coverage or a logistic combination did no better.
 
 A model without fitted thresholds falls back to the margin over the background sentences.
 """
