@@ -73,11 +73,18 @@ def api_json(content: dict) -> str:
     return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
-def _print_answer(answer) -> None:
-    """The answer for a person, then where each cited sentence is."""
-    if answer.reason:  # RAG_LLM_URL is set, and the server's answer could not be used
+def _print_text(text: str) -> None:
+    print(text, end="", flush=True)
+
+
+def _print_answer(answer, written: bool = False) -> None:
+    """The answer for a person (unless ``written``: its text is out already, as it came), then
+    where each cited sentence is."""
+    if answer.reason and answer.mode == "generated":
+        print(f"\nrag: the LLM server's answer stopped there ({answer.reason})", file=sys.stderr)
+    elif answer.reason:  # RAG_LLM_URL is set, and the server's answer could not be used
         print(f"rag: the extractive answer, as the LLM server's could not be used ({answer.reason})", file=sys.stderr)
-    print(answer.answer)
+    print("" if written else answer.answer)
     if answer.citations:
         print("\nClosest passages:" if answer.abstained else "")
     for citation in answer.citations:
@@ -90,11 +97,11 @@ def _print_answer(answer) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    answer = _engine().answer(args.question, args.top_k)
     if args.json:
-        print(api_json(answer.to_dict()))
-    else:
-        _print_answer(answer)
+        print(api_json(_engine().answer(args.question, args.top_k).to_dict()))
+        return 0
+    answer = _engine().answer(args.question, args.top_k, on_text=_print_text)
+    _print_answer(answer, written=answer.mode == "generated")
     return 0
 
 
@@ -122,11 +129,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not line.strip():
             continue
         try:
-            answer = engine.answer(line, args.top_k, history=history[-MAX_TURNS:])
+            answer = engine.answer(line, args.top_k, history=history[-MAX_TURNS:], on_text=_print_text)
         except InputError as exc:
             print(f"rag: {exc}", file=sys.stderr)
             continue
-        _print_answer(answer)
+        _print_answer(answer, written=answer.mode == "generated")
         print()
         history += [Turn("user", line.strip()), Turn("assistant", answer.answer[:MAX_ANSWER_CHARACTERS])]
 

@@ -3,21 +3,23 @@ over the store, for the command line and the server alike."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
 
 from .answer.base import Answer, Answerer
-from .answer.factory import create_answerer
-from .answer.generative import GenerativeAnswerer
+from .answer.factory import create_answerer, create_writer
+from .answer.generative import AnswerWriter
 from .answer.questions import Turn, check_citation_limit, check_history, check_question, earlier_questions
 from .answer.smalltalk import CHITCHAT, NO_CONTENT, ChitChatHead, has_content, plain_answer
 from .atomic import replace_file
@@ -68,6 +70,7 @@ class Engine:
         self.store = vector_store(settings)
         choose("RAG_INDEX_TYPE", settings.index_type, INDEX_TYPES)
         self.answerer: Answerer = create_answerer(settings)
+        self.writer: AnswerWriter | None = create_writer(settings)  # RAG_LLM_URL: an LLM server writes answers
         # NumPy's BLAS threads keep spinning after each of our small products and slow the next
         # forward pass of the model by half (47 -> 25 ms per answer with torch); one is plenty.
         threadpool_limits(limits=1, user_api="blas")
@@ -327,12 +330,31 @@ class Engine:
         top_k: int | None = None,
         index: LoadedIndex | None = None,
         history: Sequence[Turn] = (),
-        *,
-        generate: bool = True,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Answer one question as ``extract`` does; with RAG_LLM_URL set, the LLM server writes
+        the answer from the cited sentences (``on_text`` gets its checked text as it comes).
+        Async code would rather await ``extract`` in a worker thread and then ``writer.stream``."""
+        found = self.extract(question, top_k, index, history)
+        if self.writer is None:
+            return found
+        writing = partial(asyncio.run, self.writer.written(found, history, on_text))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # none in this thread, as in the command line
+            return writing()
+        with ThreadPoolExecutor(1) as thread:  # a notebook's (or Playwright's) loop runs in this one
+            return thread.submit(writing).result()
+
+    def extract(
+        self,
+        question: str,
+        top_k: int | None = None,
+        index: LoadedIndex | None = None,
+        history: Sequence[Turn] = (),
     ) -> Answer:
         """Answer one question from the index (the live one unless ``index`` is given) with cited
-        sentences, or abstain; ``history`` holds the conversation's earlier turns, oldest first.
-        ``generate=False`` keeps a configured LLM server out of it (the extractive answer)."""
+        sentences, or abstain; ``history`` holds the conversation's earlier turns, oldest first."""
         text = check_question(question)
         limit = check_citation_limit(top_k)
         history = check_history(history)
@@ -363,10 +385,7 @@ class Engine:
             *self._calibration(text, index),
         )
         decision = decide(retrieval, self.thresholds is not None)
-        answerer = self.answerer
-        if not generate and isinstance(answerer, GenerativeAnswerer):
-            answerer = answerer.extractive
-        return answerer.answer(text, retrieval, decision, index, limit, history)
+        return self.answerer.answer(text, retrieval, decision, index, limit, history)
 
     def _encode_alone(self, texts: list[str]) -> np.ndarray:
         """Pooled vectors of texts each encoded alone, as the chit-chat head was trained."""

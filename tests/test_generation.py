@@ -3,23 +3,30 @@ app on a real uvicorn that replays canned Chat Completions replies (llama.cpp's 
 shape) and records what it was sent. The engine runs on the fake embedder; no model."""
 
 import asyncio
+import concurrent.futures
+import itertools
 import json
 import logging
+import re
 import socket
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from hypothesis import given
+from hypothesis import strategies as st
 
+from rag.answer.base import Answer, Citation
 from rag.answer.extractive import ExtractiveAnswerer
-from rag.answer.factory import create_answerer
-from rag.answer.generative import GenerativeAnswerer, checked
-from rag.answer.questions import Turn
+from rag.answer.factory import create_answerer, create_writer
+from rag.answer.generative import HOLD, AnswerWriter, CheckedReply
+from rag.answer.questions import MAX_ANSWER_CHARACTERS, Turn
 from rag.errors import RagError
 from rag.settings import Settings
 
@@ -58,16 +65,41 @@ def completion(content, refusal=None, finish="stop"):
     }
 
 
+CITED = [Citation(n, "d", n, n * 10, n * 10 + 5, f"s{n}", 0.5) for n in (1, 2)]
+EXTRACTIVE = Answer("q", False, "s1 [1] s2 [2]", CITED)
+
+
+def checked(pieces: list[str], boundary: str = "b0undary") -> Answer:
+    """The answer CheckedReply gives for a reply arriving in ``pieces``; the text it let out on
+    the way is checked to be the answer's, or none when it falls back."""
+    reply = CheckedReply(CITED, boundary)
+    out = [reply.add(piece) for piece in pieces]
+    out.append(reply.end())
+    answer = reply.answer(EXTRACTIVE)
+    assert "".join(out) == (answer.answer if answer.mode == "generated" else "")
+    return answer
+
+
 @dataclass
 class Reply:
     body: object  # or a function of the request's last message, giving the reply's content
     status: int = 200
-    delay: float = 0.0
+    delay: float = 0.0  # before the reply starts
+    gap: float = 0.0  # between streamed chunks
+    error_after: int | None = None  # streamed: an error event after this many chunks of content
+    streamed: bool = True  # False: whole, even when the request asks for a stream
+
+
+def chunks(content: str | None) -> list[str]:
+    """Content as llama-server streams it, about a word at a time."""
+    return re.findall(r"\s*\S+|\s+$", content or "")
 
 
 class RecordedLLM:
     """The recorded server: ``replies`` are given in turn (the last one again once they run
-    out); ``requests`` holds each request's headers and JSON body."""
+    out), streamed as llama.cpp's llama-server streams them when the request asks so;
+    ``requests`` holds each request's headers and JSON body, and for a stream whether it was
+    read to its "end" or its client "left" before."""
 
     def __init__(self):
         self.replies: list[Reply] = [Reply(completion("It is planned for March [1]."))]
@@ -76,23 +108,63 @@ class RecordedLLM:
         self.app.post("/v1/chat/completions")(self._completions)
 
     async def _completions(self, request: Request):
-        self.requests.append({"headers": dict(request.headers), "body": await request.json()})
+        body = await request.json()
+        record = {"headers": dict(request.headers), "body": body, "stream": None}
+        self.requests.append(record)
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         await asyncio.sleep(reply.delay)
-        if callable(reply.body):
-            return JSONResponse(completion(reply.body(self.requests[-1]["body"]["messages"][-1]["content"])))
-        if isinstance(reply.body, str):
-            return PlainTextResponse(reply.body, status_code=reply.status)
-        return JSONResponse(reply.body, status_code=reply.status)
+        content = reply.body
+        if callable(content):
+            content = completion(content(body["messages"][-1]["content"]))
+        if isinstance(content, str):
+            return PlainTextResponse(content, status_code=reply.status)
+        if reply.status != 200 or not content.get("choices") or not (body.get("stream") and reply.streamed):
+            return JSONResponse(content, status_code=reply.status)
+        return StreamingResponse(self._streamed(content, reply, record), media_type="text/event-stream")
+
+    async def _streamed(self, content: dict, reply: Reply, record: dict):
+        (choice,) = content["choices"]
+        base = {key: content[key] for key in ("created", "id", "model", "system_fingerprint")}
+
+        def event(delta: dict, finish=None, **more) -> str:
+            piece = {"choices": [{"finish_reason": finish, "index": 0, "delta": delta}], **base, **more}
+            return f"data: {json.dumps({**piece, 'object': 'chat.completion.chunk'})}\n\n"
+
+        finished = False
+        try:
+            yield event({"role": "assistant", "content": None})
+            if choice["message"].get("refusal"):
+                yield event({"refusal": choice["message"]["refusal"]})
+            for number, piece in enumerate(chunks(choice["message"]["content"])):
+                if number == reply.error_after:
+                    yield 'data: {"error": {"code": 500, "message": "the model failed", "type": "server_error"}}\n\n'
+                    finished = True
+                    return
+                await asyncio.sleep(reply.gap)
+                yield event({"content": piece})
+            yield event({}, choice["finish_reason"], usage=content["usage"], timings=content["timings"])
+            yield "data: [DONE]\n\n"
+            finished = True
+        finally:
+            record["stream"] = "end" if finished else "left"
 
     def reply(self, *replies: Reply | str):
         self.replies = [r if isinstance(r, Reply) else Reply(completion(r)) for r in replies]
         self.requests.clear()
 
+    def wait_for_stream_end(self) -> str:
+        """How the last request's stream ended, once it has (its client may have left first)."""
+        deadline = time.monotonic() + 5
+        while self.requests[-1]["stream"] is None:
+            assert time.monotonic() < deadline, "the stream never ended"
+            time.sleep(0.02)
+        return self.requests[-1]["stream"]
+
 
 def free_port_in_range() -> int:
     for port in PORTS:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: past TIME-WAIT
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -191,11 +263,18 @@ def test_valid_markers_are_renumbered_in_order_of_mention_with_offsets_kept(inde
         )
         assert document_text(engine, citation)[citation.start : citation.end] == citation.text
     (request,) = llm.requests
-    assert request["body"]["model"] == "smollm2" and not request["body"].get("stream")
+    assert request["body"]["model"] == "smollm2" and request["body"]["stream"] is True
     system, inside, after = data_block(request)
     assert inside == [f"[{c.id}] {c.text}" for c in extractive.citations]
     assert after == f"\nQuestion: {PLANNED}"
     assert "language of the question" in system and "never instructions" in system
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_reply_streamed_or_whole_is_checked_alike(index_dir, llm, streamed):
+    llm.reply(Reply(completion("In March [2, 9], in Vienna [1]."), streamed=streamed))
+    answer = generating(index_dir, llm).answer(PLANNED)
+    assert (answer.mode, answer.reason, answer.answer) == ("generated", None, "In March [1], in Vienna [2].")
 
 
 def test_a_sentence_the_text_does_not_cite_is_not_cited(index_dir, llm):
@@ -226,7 +305,6 @@ def test_markers_naming_no_supplied_sentence_are_removed(index_dir, llm):
         ("  [1] [2]  ", "empty"),
         ("I'm sorry, but I cannot answer that from these sentences [1].", "refusal"),
         ("Les phrases ne disent pas quand [1].", "refusal"),
-        ("In March [1]. " * 400, "too-long"),
         (Reply(completion("In March [3]. In March [3]. In", finish="length")), "too-long"),
         (Reply(completion(None, refusal="I can't help with that.")), "refusal"),
         (Reply({"error": {"code": 500, "message": "failed to decode", "type": "server_error"}}, 500), "llm-error"),
@@ -234,6 +312,8 @@ def test_markers_naming_no_supplied_sentence_are_removed(index_dir, llm):
         (Reply("<html>Bad Gateway</html>", 502), "llm-error"),
         (Reply("not a completion"), "llm-error"),
         (Reply({"object": "chat.completion", "choices": []}), "llm-error"),
+        (Reply(completion(None, refusal="I can't help with that."), streamed=False), "refusal"),
+        (Reply(completion("In March [3]. In", finish="length"), streamed=False), "too-long"),
     ],
 )
 def test_what_fails_a_check_gives_the_extractive_answer_and_says_why(index_dir, llm, reply, reason):
@@ -298,14 +378,14 @@ def test_the_key_is_sent_as_a_bearer_header_and_shown_nowhere(index_dir, llm, ca
     answers = [engine.answer(PLANNED), engine.answer(PLANNED)]
     assert [a.mode for a in answers] == ["generated", "extractive"] and answers[1].reason == "llm-error"
     assert [r["headers"]["authorization"] for r in llm.requests] == [f"Bearer {KEY}"] * 2
-    shown = [repr(settings), repr(engine.settings), repr(engine.answerer.chat), caplog.text]
+    shown = [repr(settings), repr(engine.settings), repr(engine.writer.chat), caplog.text]
     shown += [str(a.to_dict()) for a in answers]
     assert caplog.records, "the failure is logged"
     assert not [text for text in shown if KEY in text or KEY[8:20] in text]
 
 
-def test_generate_false_keeps_the_server_out(index_dir, llm):
-    answer = generating(index_dir, llm).answer(PLANNED, generate=False)
+def test_extract_keeps_the_server_out(index_dir, llm):
+    answer = generating(index_dir, llm).extract(PLANNED)
     assert answer == fake_engine(index_dir).answer(PLANNED) and llm.requests == []
 
 
@@ -375,12 +455,9 @@ def test_a_hostile_document_cannot_cite_beyond_the_sentences_given(index_dir, ll
     ],
 )
 def test_markers_are_read_and_rewritten(text, expected):
-    from rag.answer.base import Citation
-
-    cited = [Citation(n, "d", n, n * 10, n * 10 + 5, f"s{n}", 0.5) for n in (1, 2)]
-    result_text, result = checked(text, cited)
-    assert (result_text, [c.text for c in result]) == (expected[0], [f"s{n}" for n in expected[1]])
-    assert [c.id for c in result] == list(range(1, len(result) + 1))
+    answer = checked([text])
+    assert (answer.answer, [c.text for c in answer.citations]) == (expected[0], [f"s{n}" for n in expected[1]])
+    assert [c.id for c in answer.citations] == list(range(1, len(answer.citations) + 1))
 
 
 def test_settings_from_the_environment(monkeypatch):
@@ -388,7 +465,7 @@ def test_settings_from_the_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     settings = Settings.from_env()
     assert (settings.llm_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout) == (None, "", None, 30.0)
-    assert isinstance(create_answerer(settings), ExtractiveAnswerer), "unset: answers as before"
+    assert isinstance(create_answerer(settings), ExtractiveAnswerer) and create_writer(settings) is None, "as before"
     monkeypatch.setenv("RAG_LLM_URL", "http://127.0.0.1:11434/v1")
     monkeypatch.setenv("RAG_LLM_MODEL", "llama3.2")
     monkeypatch.setenv("RAG_LLM_TIMEOUT", "2.5")
@@ -398,7 +475,7 @@ def test_settings_from_the_environment(monkeypatch):
         "llama3.2",
         2.5,
     )
-    assert isinstance(create_answerer(settings), GenerativeAnswerer)
+    assert isinstance(create_writer(settings), AnswerWriter)
 
 
 @pytest.mark.parametrize(
@@ -426,31 +503,42 @@ def test_bad_settings_say_what_is_wrong_in_one_line(monkeypatch, name, value, wo
 def test_a_url_without_a_model_or_without_openai_is_refused_in_one_line(monkeypatch):
     settings = Settings(llm_url="http://127.0.0.1:11434/v1")
     with pytest.raises(RagError, match="RAG_LLM_MODEL must name the model"):
-        create_answerer(settings)
+        create_writer(settings)
     monkeypatch.setitem(__import__("sys").modules, "openai", None)  # as if it were not installed
     with pytest.raises(RagError) as refused:
-        create_answerer(Settings(llm_url="http://127.0.0.1:11434/v1", llm_model="llama3.2"))
+        create_writer(Settings(llm_url="http://127.0.0.1:11434/v1", llm_model="llama3.2"))
     assert str(refused.value) == "RAG_LLM_URL needs the openai package: pip install 'rag-news[llm]'"
 
 
-def test_ask_over_http_says_the_mode_and_the_reason(index_dir, llm, monkeypatch):
-    """End to end: RAG_LLM_* in the environment, our app on a real uvicorn, POST /api/ask."""
+@contextmanager
+def rag_serving(index_dir, llm, monkeypatch, **env):
+    """Our app on a real uvicorn, with RAG_LLM_* (and ``env``) from the environment, once ready."""
     from rag.engine import Engine
     from rag.http.app import create_app
 
-    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
-    monkeypatch.setenv("RAG_EMBEDDING_MODEL", "fake")
-    monkeypatch.setenv("RAG_BACKEND", "fake")
-    monkeypatch.setenv("RAG_LLM_URL", llm.base + "/v1")
-    monkeypatch.setenv("RAG_LLM_MODEL", "smollm2")
-    monkeypatch.setenv("RAG_LLM_API_KEY", KEY)
-    monkeypatch.setenv("RAG_LLM_TIMEOUT", "1")
+    variables = {
+        "RAG_INDEX_DIR": str(index_dir),
+        "RAG_EMBEDDING_MODEL": "fake",
+        "RAG_BACKEND": "fake",
+        "RAG_LLM_URL": llm.base + "/v1",
+        "RAG_LLM_MODEL": "smollm2",
+        "RAG_LLM_API_KEY": KEY,
+        "RAG_LLM_TIMEOUT": "1",
+    }
+    for name, value in {**variables, **env}.items():
+        monkeypatch.setenv(name, value)
     engine = Engine(Settings.from_env(), embedder=FakeEmbedder())
     with serving(create_app(engine)) as base:
         deadline = time.monotonic() + 30
         while call(base, "/readyz")[0] != 200:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        yield base
+
+
+def test_ask_over_http_says_the_mode_and_the_reason(index_dir, llm, monkeypatch):
+    """End to end: RAG_LLM_* in the environment, our app on a real uvicorn, POST /api/ask."""
+    with rag_serving(index_dir, llm, monkeypatch) as base:
         assert llm.requests == [], "warming up before ready asks no LLM server"
         llm.reply("Im März, in Wien [1].", Reply(completion("Zu spät [1]."), delay=2), Reply({}, 500))
         replies = [call(base, "/api/ask", {"question": PLANNED}) for _ in range(3)]
@@ -479,3 +567,182 @@ def test_rag_ask_prints_the_mode_and_says_when_it_fell_back(index_dir, llm, monk
     code, out, err = rag(capsys, "ask", PLANNED)
     assert code == 0 and "could not be used (llm-error)" in err
     assert out.startswith(fake_engine(index_dir).answer(PLANNED).answer)
+
+
+# Streaming: the reply is checked as it arrives, and what goes on is final.
+
+WORDS = st.sampled_from(["In", "March", "Vienna,", "the", "talks.", "[1]", "[2]", "[9]", "[1, 2]", "[", "]", "(3)"])
+
+
+@given(
+    st.lists(st.tuples(WORDS, st.sampled_from([" ", "  ", "\n", ""])), min_size=1, max_size=60),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+)
+def test_a_reply_in_any_pieces_gives_what_it_gives_whole(words, cuts):
+    text = "".join(word + space for word, space in words)
+    bounds = sorted({0, len(text), *(cut % (len(text) + 1) for cut in cuts)})
+    pieces = [text[start:end] for start, end in itertools.pairwise(bounds)]
+    assert checked(pieces) == checked([text])
+
+
+def test_nothing_goes_on_before_a_valid_marker():
+    reply = CheckedReply(CITED, "b0undary")
+    prose = [word + " " for word in "The second meeting is planned for March, in Vienna, after the talks".split()]
+    assert [reply.add(word) for word in prose * 3] == [""] * len(prose) * 3
+    assert reply.add("[9] ") == "", "a marker naming no supplied sentence is no valid one"
+    assert reply.add("[1]. ") == "" and reply.add("x " * HOLD).startswith("The second meeting")
+
+
+def test_a_refusal_after_checked_text_ends_the_answer_there():
+    opening = "In March [1], in Vienna, as the report of the summit says in its last lines. "
+    pieces = [opening, "I'm sorry, ", "I cannot say more [2]."]
+    answer = checked(pieces)
+    assert (answer.mode, answer.reason) == ("generated", "refusal")
+    assert opening.startswith(answer.answer) and "[1]" in answer.answer and "sorry" not in answer.answer
+    assert [c.text for c in answer.citations] == ["s1"]
+    assert checked(["".join(pieces)]).mode == "extractive", "whole, the refusal is caught before anything goes on"
+
+
+def test_the_data_block_copied_out_after_checked_text_ends_the_answer_before_it():
+    opening = "In March [1], in Vienna, as the report of the summit says in its last lines. "
+    answer = checked([opening, "Here are the sentences: <<<b0", "undary\n[1] s1"])
+    assert (answer.mode, answer.reason) == ("generated", "echo") and "<<<" not in answer.answer
+
+
+def test_a_reply_that_runs_on_is_cut_at_the_limit_with_its_checked_text(index_dir, llm):
+    llm.reply("In March [1]. " * 400)
+    answer = generating(index_dir, llm).answer(PLANNED)
+    assert (answer.mode, answer.reason) == ("generated", "too-long")
+    assert 3800 < len(answer.answer) <= MAX_ANSWER_CHARACTERS and ("In March [1]. " * 400).startswith(answer.answer)
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (Reply(completion("In March [1], in Vienna, as the report says. " * 3), error_after=20), "generated"),
+        (Reply(completion("In March [1], in Vienna, as the report says. " * 3), error_after=2), "extractive"),
+    ],
+)
+def test_an_error_in_the_stream_keeps_the_checked_text_or_falls_back(index_dir, llm, reply, expected):
+    llm.reply(reply)
+    answer = generating(index_dir, llm).answer(PLANNED)
+    assert (answer.mode, answer.reason) == (expected, "llm-error")
+    if expected == "generated":
+        assert ("In March [1], in Vienna, as the report says. " * 3).startswith(answer.answer) and answer.citations
+    else:
+        assert answer.answer == fake_engine(index_dir).answer(PLANNED).answer
+
+
+def test_the_timeout_bounds_the_whole_reply_however_steadily_it_trickles(index_dir, llm):
+    llm.reply(Reply(completion("In March [1], in Vienna, as the report of the summit says. " * 8), gap=0.03))
+    engine = generating(index_dir, llm, llm_timeout=1.0)
+    engine.index  # noqa: B018 - loaded before the clock starts
+    started = time.monotonic()
+    answer = engine.answer(PLANNED)
+    assert time.monotonic() - started < 1.6, "each chunk came well within the timeout, the whole did not"
+    assert (answer.mode, answer.reason) == ("generated", "llm-timeout")
+    assert answer.answer.startswith("In March [1], in Vienna") and llm.wait_for_stream_end() == "left"
+
+
+def events(response) -> list[tuple[str, dict, float]]:
+    """(name, data, seconds since the request) of each server-sent event of an httpx response."""
+    started, found, name = time.monotonic(), [], ""
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            found.append((name, json.loads(line[6:]), time.monotonic() - started))
+    return found
+
+
+def test_ask_streams_the_checked_text_as_it_is_written_then_the_answer(index_dir, llm, monkeypatch):
+    words = "Im März [1], in Wien, wie der Bericht über das Treffen der Minister sagt. " * 3
+    with rag_serving(index_dir, llm, monkeypatch, RAG_LLM_TIMEOUT="20") as base:
+        llm.reply(Reply(completion(words), gap=0.08))
+        with httpx.stream("POST", base + "/api/ask", json={"question": PLANNED, "stream": True}, timeout=30) as reply:
+            assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+            assert reply.headers["cache-control"] == "no-cache"
+            found = events(reply)
+        llm.reply(Reply(completion("No marker at all."), gap=0.01))
+        with httpx.stream("POST", base + "/api/ask", json={"question": PLANNED, "stream": True}, timeout=30) as reply:
+            fell_back = events(reply)
+        with httpx.stream("POST", base + "/api/ask", json={"question": OFF_TOPIC, "stream": True}, timeout=30) as reply:
+            abstained = events(reply)
+        plain = call(base, "/api/ask", {"question": PLANNED})[2]
+    *deltas, (last, answer, ended) = found
+    assert last == "answer" and {name for name, _, _ in deltas} == {"delta"} and len(deltas) > 5
+    assert "".join(data["text"] for _, data, _ in deltas) == answer["answer"] == words.strip()
+    assert deltas[0][2] < ended / 2, "the first text arrives long before the end"
+    assert (answer["mode"], answer["reason"], [c["text"] for c in answer["citations"]]) == (
+        "generated",
+        None,
+        ["A second meeting is planned for March in Vienna."],
+    )
+    assert [(name, data["mode"], data["reason"]) for name, data, _ in fell_back] == [
+        ("answer", "extractive", "no-valid-citation")
+    ]
+    assert fell_back[0][1] == {**plain, "reason": "no-valid-citation"}
+    assert [(name, data["abstained"]) for name, data, _ in abstained] == [("answer", True)]
+
+
+def test_a_client_that_leaves_a_stream_stops_the_llm_request(index_dir, llm, monkeypatch):
+    with rag_serving(index_dir, llm, monkeypatch, RAG_LLM_TIMEOUT="20") as base:
+        llm.reply(Reply(completion("Im März [1], in Wien, wie der Bericht sagt. " * 40), gap=0.05))
+        with httpx.stream("POST", base + "/api/ask", json={"question": PLANNED, "stream": True}, timeout=30) as reply:
+            for line in reply.iter_lines():
+                if line.startswith("event: delta"):
+                    break  # and leave
+        assert llm.wait_for_stream_end() == "left", "the LLM request went on after the client left"
+
+
+def test_an_answer_being_written_holds_no_admission_slot(index_dir, llm, monkeypatch):
+    with rag_serving(
+        index_dir, llm, monkeypatch, RAG_LLM_TIMEOUT="20", RAG_MAX_RUNNING="1", RAG_MAX_WAITING="1"
+    ) as base:
+        llm.reply(Reply(completion("Im März [1]."), delay=2))
+        slow = concurrent.futures.ThreadPoolExecutor(1).submit(call, base, "/api/ask", {"question": PLANNED})
+        while not llm.requests:
+            time.sleep(0.01)
+        started = time.monotonic()
+        status, _, body = call(base, "/api/ask", {"question": OFF_TOPIC})
+        assert status == 200 and body["abstained"] and time.monotonic() - started < 1.5
+        assert slow.result(10)[2]["mode"] == "generated"
+
+
+def test_the_openai_endpoint_streams_the_written_text_and_ends_with_the_citations(index_dir, llm, monkeypatch):
+    import openai
+
+    words = "Im März [1], in Wien, wie der Bericht über das Treffen der Minister sagt."
+    with rag_serving(index_dir, llm, monkeypatch) as base:
+        client = openai.OpenAI(base_url=base + "/v1", api_key=KEY, max_retries=0)
+        llm.reply(Reply(completion(words)))
+        chunks = list(
+            client.chat.completions.create(model="rag", messages=[{"role": "user", "content": PLANNED}], stream=True)
+        )
+        llm.reply(Reply({}, 500))
+        fallback = list(
+            client.chat.completions.create(model="rag", messages=[{"role": "user", "content": PLANNED}], stream=True)
+        )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == words
+    last = chunks[-1].choices[0]
+    assert last.finish_reason == "stop" and (last.delta.model_extra["mode"], last.delta.model_extra["reason"]) == (
+        "generated",
+        None,
+    )
+    assert [c["text"] for c in last.delta.model_extra["citations"]] == [
+        "A second meeting is planned for March in Vienna."
+    ]
+    assert "".join(c.choices[0].delta.content or "" for c in fallback) == fake_engine(index_dir).answer(PLANNED).answer
+    assert fallback[-1].choices[0].delta.model_extra["reason"] == "llm-error"
+
+
+def test_answer_works_where_an_event_loop_runs_already(index_dir, llm):
+    """As in a notebook, or beside Playwright's sync API: the reply is written in another thread."""
+    llm.reply("In March [1].")
+    engine = generating(index_dir, llm)
+
+    async def in_a_loop():
+        return engine.answer(PLANNED)
+
+    answer = asyncio.run(in_a_loop())
+    assert (answer.mode, answer.answer) == ("generated", "In March [1].")

@@ -258,27 +258,37 @@ def test_a_follow_up_on_the_page_is_answered_from_the_right_sentence(visit):
 
 
 def test_a_generated_answer_is_shown_as_text_with_its_markers(browser, tmp_path):
-    """With RAG_LLM_URL set (a recorded LLM server), the page shows the LLM's text, markup in it
-    as text, its checked markers as citations that mark their sentence; with and without script."""
+    """With RAG_LLM_URL set (a recorded LLM server), the page shows the LLM's text as it is
+    written (with script), markup in it as text, then its checked markers as citations that mark
+    their sentence; with and without script."""
     from playwright.sync_api import expect
 
-    from .test_generation import RecordedLLM, serving
+    from .test_generation import RecordedLLM, Reply, completion, serving
 
     llm = RecordedLLM()
     with serving(llm.app) as base:
         llm.base = base
-        reply = "Putin demanded <b>that Ukraine stay out of NATO</b> [1], and more [9]."
+        said = "Putin demanded <b>that Ukraine stay out of NATO</b> [1], and more [9]."
+        reply = said + " He said so in Alaska, as the article reports in its first lines, to the press."
         with running_server(tmp_path, RAG_LLM_URL=base + "/v1", RAG_LLM_MODEL="smollm2") as server:
             for javascript in (True, False):
-                llm.reply(reply)
+                llm.reply(Reply(completion(reply), gap=0.08))
                 opened = Visit(browser, server, javascript)
                 page = opened.page
                 page.fill("#question", "What did Putin demand?")
                 page.click("#ask-button")
+                if javascript:  # the checked text shows as it comes, as text
+                    writing = page.locator(".turn.answer.pending")
+                    expect(writing.locator(".who")).to_have_text("Writing from the documents…", timeout=60_000)
+                    expect(writing.locator(".text")).to_contain_text("Putin demanded <b>that Ukraine")
+                    assert writing.locator(".text b").count() == 0
                 answer = page.locator('.turn.answer[data-mode="generated"]')
                 expect(answer).to_be_visible(timeout=60_000)
                 text = answer.locator(".text")
-                expect(text).to_have_text("Putin demanded <b>that Ukraine stay out of NATO</b> [1], and more.")
+                expect(text).to_have_text(
+                    "Putin demanded <b>that Ukraine stay out of NATO</b> [1], and more. "
+                    "He said so in Alaska, as the article reports in its first lines, to the press."
+                )
                 assert text.locator("b").count() == 0, "the LLM's markup is text"
                 assert answer.locator("[data-citation]").count() == 1, "the marker naming no sentence is gone"
                 expect(answer.locator(".who")).to_have_text("Written from the documents")

@@ -3,12 +3,16 @@ readiness probes."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi import Path as PathParameter
 
+from ..answer.base import Answer
 from ..answer.questions import Turn
+from . import sse
 from .runtime import RuntimeDep
 from .schemas import (
     BAD_BODY,
@@ -40,13 +44,33 @@ def readyz(runtime: RuntimeDep):
     return {"status": "ready"} if runtime.ready.is_set() else runtime.not_ready()
 
 
-@router.post("/api/ask", response_model=AskResponse, responses={**BAD_BODY, **NOT_READY})
+STREAMED = {
+    200: {
+        "description": "the answer; with stream: true, server-sent events: 'delta' {\"text\": ...} as an LLM "
+        "server writes, then 'answer' with the answer's JSON",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post("/api/ask", response_model=AskResponse, responses={**STREAMED, **BAD_BODY, **NOT_READY})
 async def ask(request: AskRequest, runtime: RuntimeDep):
     if not runtime.ready.is_set():
         return runtime.not_ready()
     history = [Turn(turn.role, turn.content) for turn in request.history]
-    answer = await runtime.admission.run(runtime.engine.answer, request.question, request.top_k, None, history)
-    return answer.to_dict()
+    if not request.stream:
+        return (await runtime.answer(request.question, request.top_k, history)).to_dict()
+    # Refused questions are refused before the stream starts, with their status.
+    extractive = await runtime.extract(request.question, request.top_k, history)
+    return sse.response(_events(runtime.written(extractive, history)))
+
+
+async def _events(items: AsyncGenerator[str | Answer, None]) -> AsyncIterator[str]:
+    async with aclosing(items):
+        async for item in items:
+            yield (
+                sse.event(item.to_dict(), "answer") if isinstance(item, Answer) else sse.event({"text": item}, "delta")
+            )
 
 
 @router.head("/api/documents/{document_id}", include_in_schema=False)

@@ -2,23 +2,26 @@
 streamed as server-sent events) and GET /v1/models, so that any OpenAI client or chat front end
 can ask the documents. The last user message is the question, the earlier user and assistant
 messages its history; the answer is the same as POST /api/ask gives, its citations, mode and
-reason in extra fields of the message (of the last chunk, streamed). Errors on these routes
-have OpenAI's shape."""
+reason in extra fields of the message (of the last chunk, streamed). Streamed, an answer an LLM
+server writes (RAG_LLM_URL) arrives as it is written and checked. Errors on these routes have
+OpenAI's shape."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from fastapi import Path as PathParameter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from ..answer.base import Answer
 from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_TURNS, Turn
+from . import sse
 from .runtime import RuntimeDep
 
 MODEL = "rag"
@@ -82,21 +85,34 @@ class ChatRequest(BaseModel):
 
 def _chunk(base: dict, delta: dict, finish: str | None = None) -> str:
     choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-    return (
-        "data: "
-        + json.dumps({**base, "object": "chat.completion.chunk", "choices": [choice]}, ensure_ascii=False)
-        + "\n\n"
-    )
+    return sse.event({**base, "object": "chat.completion.chunk", "choices": [choice]})
 
 
-def _stream(base: dict, content: str, extra: dict) -> Iterator[str]:
-    yield _chunk(base, {"role": "assistant", "content": ""})
-    words = content.split(" ")
+def _in_words(text: str) -> Iterator[str]:
+    """An answer not written as it came (extractive) a few words at a time."""
+    words = text.split(" ")
     for start in range(0, len(words), WORDS_PER_CHUNK):
         piece = " ".join(words[start : start + WORDS_PER_CHUNK])
-        yield _chunk(base, {"content": piece if start == 0 else " " + piece})
-    yield _chunk(base, extra, finish="stop")  # the citations, mode and reason
-    yield "data: [DONE]\n\n"
+        yield piece if start == 0 else " " + piece
+
+
+async def _stream(base: dict, items: AsyncGenerator[str | Answer, None]) -> AsyncIterator[str]:
+    """The text as the LLM server writes it, or the extractive answer's; then the citations,
+    mode and reason with the last chunk."""
+    yield _chunk(base, {"role": "assistant", "content": ""})
+    written = False
+    async with aclosing(items):
+        async for item in items:
+            if isinstance(item, str):
+                written = True
+                yield _chunk(base, {"content": item})
+                continue
+            if not written:  # what was written is the answer's text; otherwise none was
+                for piece in _in_words(item.answer):
+                    yield _chunk(base, {"content": piece})
+            body = item.to_dict()
+            yield _chunk(base, {key: body[key] for key in ("citations", "mode", "reason")}, finish="stop")
+    yield sse.event("[DONE]")
 
 
 @router.get("/models", responses=_errors(401))
@@ -140,12 +156,11 @@ async def chat_completions(request: ChatRequest, runtime: RuntimeDep):
         for m in earlier
         if m.role in ("user", "assistant") and m.text().strip()
     ][-MAX_TURNS:]
-    answer = await runtime.admission.run(runtime.engine.answer, last.text(), None, None, history)
-    body = answer.to_dict()
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": MODEL}
     if request.stream:
-        extra = {key: body[key] for key in ("citations", "mode", "reason")}
-        return StreamingResponse(_stream(base, body["answer"], extra), media_type="text/event-stream")
+        extractive = await runtime.extract(last.text(), None, history)  # refused before the stream starts
+        return sse.response(_stream(base, runtime.written(extractive, history)))
+    body = (await runtime.answer(last.text(), None, history)).to_dict()
     message = {
         "role": "assistant",
         "content": body["answer"],

@@ -137,7 +137,7 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
     if not runtime.ready.is_set():
         return refused(runtime.not_ready_detail(), 503)
     try:
-        answer = await runtime.admission.run(runtime.engine.answer, question, None, None, history)
+        answer = await runtime.answer(question, None, history)
     except InputError as exc:
         return refused(f"Cannot ask that: {exc}.", 422)
     except Busy as exc:

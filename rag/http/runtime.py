@@ -1,5 +1,5 @@
-"""What the routes share while the server runs: the engine, whether it is ready, why not, and
-the admission line.
+"""What the routes share while the server runs: the engine, whether it is ready, why not, the
+admission line, and answering through it.
 
 The model and the index load in a background thread at start-up, so /healthz answers at once
 and /readyz says 503 until answers can be given. The same thread then watches the index folder
@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ..answer.base import Answer
+from ..answer.questions import Turn
 from ..engine import Engine
 from ..errors import IndexMissingError, RagError
 from .admission import Admission
@@ -51,8 +54,8 @@ class Runtime:
                 log.info("no index yet; building it from %s", engine.settings.seeds_dir)
                 engine.build_index()
             # A question (with a digit, so never chit-chat) loads the model, the index, the language
-            # model and the thresholds, and pays first-call costs now; never an LLM server's (RAG_LLM_URL).
-            engine.answer("What happened in 2024?", generate=False)
+            # model and the thresholds, and pays first-call costs now; it never reaches an LLM server.
+            engine.extract("What happened in 2024?")
             self.ready.set()
             log.info("ready")
         except RagError as exc:
@@ -71,6 +74,28 @@ class Runtime:
                 if str(exc) != refused:  # say it once, not every second
                     log.error("still serving %s; the new index cannot be used: %s", engine.index.generation, exc)
                 refused = str(exc)
+
+    async def extract(self, question: str, top_k: int | None, history: Sequence[Turn]) -> Answer:
+        """The engine's cited sentences or abstention, once admitted; Busy if the line is full."""
+        return await self.admission.run(self.engine.extract, question, top_k, None, history)
+
+    async def written(self, extractive: Answer, history: Sequence[Turn]) -> AsyncGenerator[str | Answer, None]:
+        """The answer as the LLM server writes it (RAG_LLM_URL): its checked text as it comes, then
+        the Answer; the Answer alone without a server. Outside the admission line: the server's
+        time is not ours, and our answers need not wait on it."""
+        writer = self.engine.writer
+        if writer is None:
+            yield extractive
+            return
+        async with aclosing(writer.stream(extractive, history)) as items:
+            async for item in items:
+                yield item
+
+    async def answer(self, question: str, top_k: int | None, history: Sequence[Turn]) -> Answer:
+        """The final answer, written or not."""
+        extractive = await self.extract(question, top_k, history)
+        writer = self.engine.writer
+        return extractive if writer is None else await writer.written(extractive, history)
 
     def not_ready_detail(self) -> str:
         return f"not ready: {self.failure}" if self.failure else "the model and index are still loading"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
 from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_CITATIONS, MAX_QUESTION_CHARACTERS, MAX_TURNS
 
@@ -39,6 +39,11 @@ class AskRequest(BaseModel):
         max_length=MAX_TURNS,
         description="the conversation's earlier turns, oldest first, so that a follow-up resolves",
     )
+    stream: StrictBool = Field(
+        default=False,
+        description="answer as server-sent events: 'delta' events with text as an LLM server writes it "
+        "(RAG_LLM_URL), then one 'answer' event with the whole answer",
+    )
 
 
 class CitationOut(BaseModel):
@@ -60,8 +65,9 @@ class AskResponse(BaseModel):
         description="generated: written by the configured LLM server (RAG_LLM_URL) from the cited sentences"
     )
     reason: str | None = Field(
-        description="why an answer meant to be generated is the extractive one: llm-timeout, llm-error, "
-        "refusal, empty, too-long, echo or no-valid-citation; null otherwise"
+        description="extractive: why the LLM server's answer was not used (llm-timeout, llm-error, refusal, "
+        "empty, too-long, echo or no-valid-citation); generated: why it stopped before the server's reply ended "
+        "(llm-timeout, llm-error, refusal, too-long or echo), its checked text kept; null otherwise"
     )
 
 

@@ -1,5 +1,6 @@
-// The chat: asks /api/ask without leaving the page, keeps the conversation, and shows a cited
-// sentence in its document when its marker is activated. Documents load when shown
+// The chat: asks /api/ask without leaving the page (streamed, so that an answer an LLM server
+// writes shows as it is written), keeps the conversation, and shows a cited sentence in its
+// document when its marker is activated. Documents load when shown
 // (/page/documents/{id}); the list and the index's generation are checked every few seconds, so a
 // new index (or a server that became ready) is noticed and no marker points at stale text.
 // Without this file the form posts to the server, which renders the same page with the answer
@@ -267,6 +268,35 @@
     }
   });
 
+  // The server-sent events of a streamed /api/ask: each "delta" adds to the text shown as an LLM
+  // server writes it (markers stay text until the end), and "answer" is the answer to show; null
+  // if the stream ends without one.
+  async function readAnswer(response, item) {
+    const text = item.querySelector(".text");
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const lines = buffer.slice(0, end).split("\n");
+        buffer = buffer.slice(end + 2);
+        const name = (lines.find((line) => line.startsWith("event: ")) || "").slice(7);
+        const data = JSON.parse(lines.filter((line) => line.startsWith("data: ")).map((line) => line.slice(6)).join("\n"));
+        if (name === "answer") {
+          reader.cancel().catch(() => {});
+          return data;
+        }
+        if (name === "delta") {
+          if (!text.textContent) item.querySelector(".who").textContent = "Writing from the documents…";
+          text.textContent += data.text;
+        }
+      }
+    }
+  }
+
   function setBusy(busy) {
     button.disabled = busy;
     button.textContent = busy ? "Asking…" : "Ask";
@@ -284,19 +314,23 @@
       const response = await fetch("/api/ask", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ question, history: history.slice(-MAX_TURNS) }),
+        body: JSON.stringify({ question, history: history.slice(-MAX_TURNS), stream: true }),
       });
       if (response.status === 401) {
         form.submit(); // the session has ended: the server shows the sign-in form
         return;
       }
-      const body = await response.json().catch(() => null);
+      const streamed = response.ok && (response.headers.get("Content-Type") || "").startsWith("text/event-stream");
+      const body = streamed ? await readAnswer(response, item) : await response.json().catch(() => null);
       if (response.ok && body) {
         showAnswer(item, body);
         input.value = "";
         history.push({ role: "user", content: question }, { role: "assistant", content: body.answer.slice(0, MAX_ANSWER) });
         history = history.slice(-MAX_TURNS);
         historyField.value = JSON.stringify(history);
+      } else if (streamed) {
+        item.remove();
+        turn("error", "Error", "The answer was cut off before it ended. Please ask again.").setAttribute("role", "alert");
       } else {
         const detail = body && typeof body.detail === "string" ? body.detail : `status ${response.status}`;
         item.remove();
