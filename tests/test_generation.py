@@ -305,6 +305,10 @@ def test_markers_naming_no_supplied_sentence_are_removed(index_dir, llm):
         ("  [1] [2]  ", "empty"),
         ("I'm sorry, but I cannot answer that from these sentences [1].", "refusal"),
         ("Les phrases ne disent pas quand [1].", "refusal"),
+        ("Es tut mir leid, die Sätze sagen nichts darüber [1].", "refusal"),
+        ("Lo siento, los documentos no dicen cuándo [1].", "refusal"),
+        ("Mi dispiace, non posso rispondere [1].", "refusal"),
+        ("Os documentos não dizem quando [1].", "refusal"),
         (Reply(completion("In March [3]. In March [3]. In", finish="length")), "too-long"),
         (Reply(completion(None, refusal="I can't help with that.")), "refusal"),
         (Reply({"error": {"code": 500, "message": "failed to decode", "type": "server_error"}}, 500), "llm-error"),
@@ -658,7 +662,7 @@ def events(response) -> list[tuple[str, dict, float]]:
 def test_ask_streams_the_checked_text_as_it_is_written_then_the_answer(index_dir, llm, monkeypatch):
     words = "Im März [1], in Wien, wie der Bericht über das Treffen der Minister sagt. " * 3
     with rag_serving(index_dir, llm, monkeypatch, RAG_LLM_TIMEOUT="20") as base:
-        llm.reply(Reply(completion(words), gap=0.08))
+        llm.reply(Reply(completion(words), gap=0.03))
         with httpx.stream("POST", base + "/api/ask", json={"question": PLANNED, "stream": True}, timeout=30) as reply:
             assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
             assert reply.headers["cache-control"] == "no-cache"
