@@ -124,6 +124,7 @@ class Settings:
     llm_model: str = ""
     llm_api_key: str | None = field(default=None, repr=False)
     llm_timeout: float = 30.0
+    llm_max_running: int = 4  # requests to the LLM server at once; more wait, within llm_timeout
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -154,4 +155,5 @@ class Settings:
             llm_model=env("RAG_LLM_MODEL") or "",
             llm_api_key=_llm_api_key(env("RAG_LLM_API_KEY")),
             llm_timeout=_seconds("RAG_LLM_TIMEOUT", 30.0),
+            llm_max_running=_whole_number("RAG_LLM_MAX_RUNNING", 4),
         )

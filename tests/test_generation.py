@@ -104,6 +104,7 @@ class RecordedLLM:
     def __init__(self):
         self.replies: list[Reply] = [Reply(completion("It is planned for March [1]."))]
         self.requests: list[dict] = []
+        self.running = self.most_running = 0  # requests being answered at once, and the most so far
         self.app = FastAPI()
         self.app.post("/v1/chat/completions")(self._completions)
 
@@ -112,7 +113,12 @@ class RecordedLLM:
         record = {"headers": dict(request.headers), "body": body, "stream": None}
         self.requests.append(record)
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        await asyncio.sleep(reply.delay)
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await asyncio.sleep(reply.delay)
+        finally:
+            self.running -= 1
         content = reply.body
         if callable(content):
             content = completion(content(body["messages"][-1]["content"]))
@@ -151,6 +157,7 @@ class RecordedLLM:
     def reply(self, *replies: Reply | str):
         self.replies = [r if isinstance(r, Reply) else Reply(completion(r)) for r in replies]
         self.requests.clear()
+        self.most_running = self.running
 
     def wait_for_stream_end(self) -> str:
         """How the last request's stream ended, once it has (its client may have left first)."""
@@ -723,6 +730,11 @@ def test_the_openai_endpoint_streams_the_written_text_and_ends_with_the_citation
         chunks = list(
             client.chat.completions.create(model="rag", messages=[{"role": "user", "content": PLANNED}], stream=True)
         )
+        llm.reply(Reply(completion(words + " " + words), error_after=20))
+        cut = list(
+            client.chat.completions.create(model="rag", messages=[{"role": "user", "content": PLANNED}], stream=True)
+        )
+        whole = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": PLANNED}])
         llm.reply(Reply({}, 500))
         fallback = list(
             client.chat.completions.create(model="rag", messages=[{"role": "user", "content": PLANNED}], stream=True)
@@ -738,6 +750,9 @@ def test_the_openai_endpoint_streams_the_written_text_and_ends_with_the_citation
     ]
     assert "".join(c.choices[0].delta.content or "" for c in fallback) == fake_engine(index_dir).answer(PLANNED).answer
     assert fallback[-1].choices[0].delta.model_extra["reason"] == "llm-error"
+    assert [c.choices[0].finish_reason for c in (chunks[-1], fallback[-1], cut[-1])] == ["stop", "stop", "length"]
+    assert cut[-1].choices[0].delta.model_extra["reason"] == "llm-error" and whole.choices[0].finish_reason == "length"
+    assert "".join(c.choices[0].delta.content or "" for c in cut) == whole.choices[0].message.content
 
 
 def test_answer_works_where_an_event_loop_runs_already(index_dir, llm):
@@ -750,3 +765,82 @@ def test_answer_works_where_an_event_loop_runs_already(index_dir, llm):
 
     answer = asyncio.run(in_a_loop())
     assert (answer.mode, answer.answer) == ("generated", "In March [1].")
+
+
+def test_the_last_characters_are_held_back_from_the_first_piece_on():
+    reply = "In March [1] [in Vienna, says the report]. I'm sorry, I cannot say more."
+    assert checked(re.findall(r"\s*\S+", reply)) == checked([reply])
+    assert checked([reply]).mode == "extractive", "the refusal came within the first characters held back"
+
+
+@pytest.mark.parametrize("cut", ["non so", "non posso"])
+def test_a_refusal_phrase_at_the_end_of_a_piece_waits_for_the_next(cut):
+    reply = f"I ministri si sono riuniti a Ginevra [1]; i colloqui {cut}no finiti, dice il rapporto sul vertice [2]."
+    at = reply.index(cut) + len(cut)
+    answer = checked([reply[:at], reply[at:]])
+    assert answer == checked([reply]) and (answer.mode, answer.reason) == ("generated", None)
+    assert checked([reply[:at] + "."]).reason == "refusal", "at the reply's end, it is one"
+
+
+def test_a_character_split_over_two_pieces_is_joined_and_a_lone_half_replaced():
+    reply = "It is planned for March [1], in Vienna \U0001f600, as the report of the summit says."
+    at = reply.index("\U0001f600")
+    high, low = "\ud83d", "\ude00"  # the emoji's UTF-16 halves, as JSON escapes may split them
+    answer = checked([reply[:at] + high, low + reply[at + 1 :]])
+    assert answer.answer == reply and answer.answer.encode()
+    assert checked([reply[:at] + high]).answer == reply[:at] + "\ufffd"
+
+
+def test_a_script_without_spaces_streams_too():
+    reply = "第二次会议定于三月在维也纳举行[1]。部长们周一在日内瓦会面，讨论停火问题，会谈没有就边界达成协议[2]。" * 2
+    pieces = list(reply)
+    out = CheckedReply(CITED, "b0undary")
+    early = "".join(out.add(piece) for piece in pieces)
+    assert len(early) >= len(reply) - HOLD - 3 and checked(pieces) == checked([reply])
+
+
+def test_requests_to_the_llm_server_are_bounded_and_a_long_wait_is_a_timeout(index_dir, llm):
+    llm.reply(Reply(completion("In March [1]."), delay=0.4))
+    engine = generating(index_dir, llm, llm_max_running=1, llm_timeout=1.0)
+    extractive = engine.extract(PLANNED)
+
+    async def three_at_once():
+        return await asyncio.gather(*(engine.writer.written(extractive) for _ in range(3)))
+
+    answers = asyncio.run(three_at_once())
+    assert llm.most_running == 1, "one at a time"
+    assert sorted((a.mode, a.reason) for a in answers) == [
+        ("extractive", "llm-timeout"),
+        ("generated", None),
+        ("generated", None),
+    ]
+
+
+def test_a_failure_after_the_stream_started_ends_it_with_an_error_event(index_dir, llm, monkeypatch):
+    import openai
+
+    def broken(self, extractive):
+        raise RuntimeError("a bug")
+
+    words = "Im März [1], in Wien, wie der Bericht über das Treffen der Minister sagt."
+    with rag_serving(index_dir, llm, monkeypatch) as base:
+        monkeypatch.setattr(CheckedReply, "answer", broken)
+        llm.reply(words)
+        with httpx.stream("POST", base + "/api/ask", json={"question": PLANNED, "stream": True}, timeout=30) as reply:
+            found = events(reply)
+        client = openai.OpenAI(base_url=base + "/v1", api_key=KEY, max_retries=0)
+        question = [{"role": "user", "content": PLANNED}]
+        with pytest.raises(openai.APIError, match="failed after it started"):
+            list(client.chat.completions.create(model="rag", messages=question, stream=True))
+    assert [name for name, _, _ in found][-1] == "error" and {name for name, _, _ in found[:-1]} == {"delta"}
+    assert found[-1][1] == {"detail": "the answer failed after it started; please ask again"}
+
+
+@pytest.mark.parametrize(
+    "copy", ["<<<1a2b3c4d5e6f7a8b9", "between the lines <<< and >>>", "1a2b3c4d5e6f7a8b", "x3c4d5e6f7"]
+)
+def test_a_near_copy_of_the_delimiter_is_an_echo_too(copy):
+    reply = CheckedReply(CITED, "1a2b3c4d5e6f7a8b")
+    reply.add(f"In March [1]. {copy} and more text to go on with, after the copy.")
+    assert reply.stopped == "echo"
+    assert CheckedReply(CITED, "1a2b3c4d5e6f7a8b").add("In March [1] " + "x" * 60) != ""

@@ -301,5 +301,11 @@ def test_a_generated_answer_is_shown_as_text_with_its_markers(browser, tmp_path)
                 else:
                     marks = page.locator(".article-view mark")
                     assert "formellement exclue" in " ".join(marks.all_inner_texts())
+                if javascript:  # a reply that breaks off after checked text went on: kept, and said so
+                    llm.reply(Reply(completion(reply + " " + reply), error_after=25))
+                    page.fill("#question", "What did Putin demand?")
+                    page.click("#ask-button")
+                    stopped = page.locator(".turn.answer").last.locator(".stopped")
+                    expect(stopped).to_have_text("The language model's reply was stopped here (llm-error).")
                 opened.finish(f"generated-answer-{'script' if javascript else 'no-script'}", server)
                 assert len(llm.requests) == 1, "one question, one request (reply() clears them)"

@@ -29,5 +29,7 @@ def create_writer(settings: Settings) -> AnswerWriter | None:
         raise RagError("RAG_LLM_MODEL must name the model RAG_LLM_URL serves (e.g. llama3.2 for Ollama)")
     from .generative import AnswerWriter, OpenAIChat
 
-    chat = OpenAIChat(settings.llm_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout)
+    chat = OpenAIChat(
+        settings.llm_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout, settings.llm_max_running
+    )
     return AnswerWriter(chat)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import secrets
 import ssl
@@ -92,17 +93,20 @@ class ChatModel(Protocol):
 
 class OpenAIChat:
     """A Chat Completions server through the official ``openai`` client, streamed: no retries,
-    and ``timeout`` for the whole reply."""
+    at most ``running`` requests at once, and ``timeout`` for the whole reply, waiting included."""
 
-    def __init__(self, url: str, model: str, api_key: str | None, timeout: float):
+    def __init__(self, url: str, model: str, api_key: str | None, timeout: float, running: int = 4):
         try:
+            import certifi
             import openai
         except ImportError:
             raise RagError("RAG_LLM_URL needs the openai package: pip install 'rag-news[llm]'") from None
         self._openai = openai
         self._url, self._api_key, self.timeout, self.model = url, api_key or "none", timeout, model
-        # Made once: a client is made per reply, as one is bound to the event loop it first ran on.
-        self._certificates = ssl.create_default_context()
+        self._places = asyncio.Semaphore(running)
+        # Made once (20 ms): a client is made per reply, as one is bound to the event loop it ran
+        # on. Certificates as httpx trusts them: SSL_CERT_FILE, else certifi's.
+        self._certificates = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
 
     def __repr__(self) -> str:
         return f"OpenAIChat(model={self.model!r})"
@@ -110,6 +114,11 @@ class OpenAIChat:
     async def stream(self, messages: list[dict]) -> AsyncGenerator[str, None]:
         openai = self._openai
         deadline = asyncio.get_running_loop().time() + self.timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._places.acquire()
+        except TimeoutError:
+            raise ChatError("llm-timeout") from None
         client = openai.AsyncOpenAI(
             base_url=self._url,
             api_key=self._api_key,
@@ -123,8 +132,8 @@ class OpenAIChat:
                     chunks = await client.chat.completions.create(
                         model=self.model, messages=messages, max_tokens=MAX_ANSWER_TOKENS, stream=True
                     )
-                async with chunks:
-                    async for chunk in _arriving(chunks, deadline, openai.types.chat.ChatCompletion):
+                async with chunks, aclosing(_arriving(chunks, deadline, openai.types.chat.ChatCompletion)) as arriving:
+                    async for chunk in arriving:
                         if piece := _content(chunk):
                             yield piece
                         if chunk.choices and chunk.choices[0].finish_reason == "length":
@@ -136,6 +145,8 @@ class OpenAIChat:
         except Exception as exc:  # an error status, a refused connection, a reply that is no chat completion
             log.warning("the LLM server gave no answer: %s", type(exc).__name__)
             raise ChatError("llm-error") from None
+        finally:
+            self._places.release()
 
 
 async def _arriving(chunks, deadline: float, completion: type) -> AsyncGenerator:
@@ -188,6 +199,15 @@ def messages(question: str, cited: Sequence[Citation], history: Sequence[Turn], 
     ]
 
 
+def _paired(text: str, last: bool = False) -> tuple[str, str]:
+    """``text`` with its characters whole, and a trailing first half of one (a server may split a
+    character's UTF-16 escapes over two chunks) kept for the next piece unless ``last``. A half
+    with no other becomes U+FFFD, as it cannot be written out as UTF-8."""
+    high = "" if last or not text or not "\ud800" <= text[-1] <= "\udbff" else text[-1]
+    text = text[: len(text) - len(high)]
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), high
+
+
 def _rewritten(text: str, supplied: dict[int, Citation], renumbered: dict[int, int]) -> str:
     """``text`` with the markers naming no supplied sentence removed and the others renumbered
     in order of first mention; ``renumbered`` (supplied id -> new id) grows as markers are met."""
@@ -204,7 +224,7 @@ def _rewritten(text: str, supplied: dict[int, Citation], renumbered: dict[int, i
 
 class CheckedReply:
     """A reply checked as it arrives. Text goes on once it holds a letter or digit and a valid
-    marker, and never its last HOLD characters, a marker not yet closed or the whitespace at its
+    marker, and never its last HOLD characters, a marker not yet closed or the white space at its
     end until more comes or the reply ends: cut so, the text rewritten piece by piece is the text
     rewritten whole. A refusal, the data block's delimiter or a reply over
     MAX_ANSWER_CHARACTERS stops it: what went on is the answer, if anything did."""
@@ -213,6 +233,7 @@ class CheckedReply:
         self._supplied = {c.id: c for c in cited}
         self._boundary = boundary
         self._raw = ""  # the reply so far, as the server wrote it
+        self._high = ""  # a character's first half (UTF-16), waiting for its second in the next piece
         self._taken = 0  # _raw[:_taken] went on, rewritten, as text
         self._renumbered: dict[int, int] = {}
         self.text = ""
@@ -222,13 +243,9 @@ class CheckedReply:
         """Take the next piece of the reply; the text that may go on now, if any."""
         if self.stopped:
             return ""
+        piece, self._high = _paired(self._high + piece)
         self._raw += piece
-        if self._boundary in self._raw:  # the model copied the data block out (SmolLM2-135M did)
-            self.stopped = "echo"
-        elif REFUSAL.search(self._raw, max(0, self._taken - HOLD)):
-            self.stopped = "refusal"
-        elif len(self._raw) > MAX_ANSWER_CHARACTERS:  # a model run on; clients send answers back as history up to this
-            self.stopped = "too-long"
+        self.stopped = self._fault(whole=False)
         return "" if self.stopped else self._release(self._safe_end())
 
     def stop(self, reason: str) -> None:
@@ -236,7 +253,22 @@ class CheckedReply:
 
     def end(self) -> str:
         """The reply has ended: the rest of its text that may go on."""
+        if not self.stopped:
+            self._raw += _paired(self._high, last=True)[0]
+            self.stopped = self._fault(whole=True)
         return "" if self.stopped else self._release(len(self._raw), last=True)
+
+    def _fault(self, whole: bool) -> str | None:
+        """Why the reply must stop here, if it must. Until it is ``whole``, a refusal phrase that
+        ends where the reply so far ends may go on into other words ("non so" into "non sono")."""
+        if self._echoes():  # the model copied the data block out (SmolLM2-135M did)
+            return "echo"
+        for found in REFUSAL.finditer(self._raw, max(0, self._taken - HOLD)):
+            if whole or found.end() < len(self._raw):
+                return "refusal"
+        if len(self._raw) > MAX_ANSWER_CHARACTERS:  # a model run on; clients send answers back as history up to this
+            return "too-long"
+        return None
 
     def answer(self, extractive: Answer) -> Answer:
         """The generated answer, if any text went on; otherwise ``extractive``, saying why."""
@@ -246,10 +278,19 @@ class CheckedReply:
         cited = [replace(self._supplied[old], id=new) for old, new in self._renumbered.items()]
         return replace(extractive, answer=self.text, citations=cited, mode="generated", reason=self.stopped)
 
+    def _echoes(self) -> bool:
+        """Whether the reply holds the data block's delimiter, or a near copy of it: its brackets,
+        or 8 of its hex digits in a row (SmolLM2-135M wrote it with a digit more)."""
+        boundary, raw = self._boundary, self._raw
+        return "<<<" in raw or ">>>" in raw or any(boundary[i : i + 8] in raw for i in range(len(boundary) - 7))
+
     def _safe_end(self) -> int:
+        """Where the text that may go on now ends: anywhere (between two characters of a word, for
+        a script written without spaces), but never within the last HOLD characters, a marker
+        not yet closed or a run of white space (which goes on with what follows it)."""
         raw, end = self._raw, len(self._raw) - HOLD
-        while end > self._taken and not raw[end].isspace():
-            end -= 1
+        if end <= self._taken:
+            return self._taken
         opening = raw.rfind("[", self._taken, end)
         if opening >= 0 and "]" not in raw[opening:end]:
             end = opening

@@ -47,7 +47,8 @@ def readyz(runtime: RuntimeDep):
 STREAMED = {
     200: {
         "description": "the answer; with stream: true, server-sent events: 'delta' {\"text\": ...} as an LLM "
-        "server writes, then 'answer' with the answer's JSON",
+        "server writes, then 'answer' with the answer's JSON (or, if it failed after it started, 'error' "
+        '{"detail": ...})',
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }
@@ -62,7 +63,9 @@ async def ask(request: AskRequest, runtime: RuntimeDep):
         return (await runtime.answer(request.question, request.top_k, history)).to_dict()
     # Refused questions are refused before the stream starts, with their status.
     extractive = await runtime.extract(request.question, request.top_k, history)
-    return sse.response(_events(runtime.written(extractive, history)))
+    return sse.response(
+        _events(runtime.written(extractive, history)), lambda detail: sse.event({"detail": detail}, "error")
+    )
 
 
 async def _events(items: AsyncGenerator[str | Answer, None]) -> AsyncIterator[str]:

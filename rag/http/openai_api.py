@@ -111,8 +111,18 @@ async def _stream(base: dict, items: AsyncGenerator[str | Answer, None]) -> Asyn
                 for piece in _in_words(item.answer):
                     yield _chunk(base, {"content": piece})
             body = item.to_dict()
-            yield _chunk(base, {key: body[key] for key in ("citations", "mode", "reason")}, finish="stop")
+            yield _chunk(base, {key: body[key] for key in ("citations", "mode", "reason")}, finish=_finish(item))
     yield sse.event("[DONE]")
+
+
+def _finish(answer: Answer) -> str:
+    """A generated answer that stopped early (it has a reason) is cut, as one cut at max_tokens is."""
+    return "length" if answer.mode == "generated" and answer.reason else "stop"
+
+
+def _stream_error(message: str) -> str:
+    """An error in a stream that started, as OpenAI sends one (its clients raise APIError)."""
+    return sse.event({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
 
 
 @router.get("/models", responses=_errors(401))
@@ -159,8 +169,9 @@ async def chat_completions(request: ChatRequest, runtime: RuntimeDep):
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": MODEL}
     if request.stream:
         extractive = await runtime.extract(last.text(), None, history)  # refused before the stream starts
-        return sse.response(_stream(base, runtime.written(extractive, history)))
-    body = (await runtime.answer(last.text(), None, history)).to_dict()
+        return sse.response(_stream(base, runtime.written(extractive, history)), _stream_error)
+    answer = await runtime.answer(last.text(), None, history)
+    body = answer.to_dict()
     message = {
         "role": "assistant",
         "content": body["answer"],
@@ -170,5 +181,5 @@ async def chat_completions(request: ChatRequest, runtime: RuntimeDep):
         "mode": body["mode"],
         "reason": body["reason"],
     }
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(answer)}
     return {**base, "object": "chat.completion", "choices": [choice]}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 from fastapi.responses import StreamingResponse
 
 # No cache and no proxy buffering (nginx reads X-Accel-Buffering), so that each event arrives as sent.
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+FAILED = "the answer failed after it started; please ask again"
+
+log = logging.getLogger("rag.http")
 
 
 def event(data: dict | str, name: str | None = None) -> str:
@@ -17,5 +21,16 @@ def event(data: dict | str, name: str | None = None) -> str:
     return (f"event: {name}\n" if name else "") + f"data: {text}\n\n"
 
 
-def response(events: AsyncIterable[str]) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream", headers=HEADERS)
+def response(events: AsyncIterable[str], failed: Callable[[str], str]) -> StreamingResponse:
+    """``events`` as a stream; a failure after it started (its status is sent) ends it with the
+    event ``failed`` makes of a message, instead of a connection cut with no word."""
+    return StreamingResponse(_ended_in_words(events, failed), media_type="text/event-stream", headers=HEADERS)
+
+
+async def _ended_in_words(events: AsyncIterable[str], failed: Callable[[str], str]) -> AsyncIterator[str]:
+    try:
+        async for text in events:
+            yield text
+    except Exception:
+        log.exception("a stream failed after it started")
+        yield failed(FAILED)

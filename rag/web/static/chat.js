@@ -106,6 +106,10 @@
         if (index % 2 === 0) text.append(piece);
         else if (byId.has(piece)) text.append(marker(byId.get(piece), "Citation"));
       });
+      if (answer.reason) {
+        // It stopped early: what was shown stays, and says it is not all the model meant to write.
+        item.append(element("p", "stopped", `The language model's reply was stopped here (${answer.reason}).`));
+      }
     } else {
       item.querySelector(".who").textContent = "From the documents";
       // The answer text is the cited sentences in reading order, each followed by its marker.
@@ -269,31 +273,41 @@
   });
 
   // The server-sent events of a streamed /api/ask: each "delta" adds to the text shown as an LLM
-  // server writes it (markers stay text until the end), and "answer" is the answer to show; null
-  // if the stream ends without one.
+  // server writes it (markers stay text until the end), and "answer" is the answer to show. Gives
+  // {answer} or {failed: why}: an "error" event, or a stream that ends or breaks without an answer.
   async function readAnswer(response, item) {
     const text = item.querySelector(".text");
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return null;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const lines = buffer.slice(0, end).split("\n");
-        buffer = buffer.slice(end + 2);
-        const name = (lines.find((line) => line.startsWith("event: ")) || "").slice(7);
-        const data = JSON.parse(lines.filter((line) => line.startsWith("data: ")).map((line) => line.slice(6)).join("\n"));
-        if (name === "answer") {
-          reader.cancel().catch(() => {});
-          return data;
-        }
-        if (name === "delta") {
-          if (!text.textContent) item.querySelector(".who").textContent = "Writing from the documents…";
-          text.textContent += data.text;
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return { failed: "the answer was cut off before it ended" };
+        buffer = (buffer + value).replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const fields = { event: "", data: [] };
+          for (const line of buffer.slice(0, end).split("\n")) {
+            const match = /^(event|data):\s?(.*)$/.exec(line); // other fields and ": comments" are ignored
+            if (match && match[1] === "event") fields.event = match[2];
+            else if (match) fields.data.push(match[2]);
+          }
+          buffer = buffer.slice(end + 2);
+          if (!fields.data.length) continue;
+          const data = JSON.parse(fields.data.join("\n"));
+          if (fields.event === "answer") {
+            reader.cancel().catch(() => {});
+            return { answer: data };
+          }
+          if (fields.event === "error") return { failed: data.detail };
+          if (fields.event === "delta") {
+            if (!text.textContent) item.querySelector(".who").textContent = "Writing from the documents…";
+            text.textContent += data.text;
+          }
         }
       }
+    } catch {
+      return { failed: "the answer was cut off before it ended" };
     }
   }
 
@@ -321,7 +335,8 @@
         return;
       }
       const streamed = response.ok && (response.headers.get("Content-Type") || "").startsWith("text/event-stream");
-      const body = streamed ? await readAnswer(response, item) : await response.json().catch(() => null);
+      const read = streamed ? await readAnswer(response, item) : null;
+      const body = streamed ? read.answer : await response.json().catch(() => null);
       if (response.ok && body) {
         showAnswer(item, body);
         input.value = "";
@@ -330,7 +345,7 @@
         historyField.value = JSON.stringify(history);
       } else if (streamed) {
         item.remove();
-        turn("error", "Error", "The answer was cut off before it ended. Please ask again.").setAttribute("role", "alert");
+        turn("error", "Error", `The server could not answer: ${read.failed}.`).setAttribute("role", "alert");
       } else {
         const detail = body && typeof body.detail === "string" ? body.detail : `status ${response.status}`;
         item.remove();
