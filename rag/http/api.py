@@ -49,7 +49,7 @@ STREAMED = {
         "description": "the answer; with stream: true, server-sent events: 'delta' {\"text\": ...} as an LLM "
         "server writes, then 'answer' with the answer's JSON (or, if it failed after it started, 'error' "
         '{"detail": ...})',
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": sse.schema(["delta", "answer", "error"])}},
     }
 }
 

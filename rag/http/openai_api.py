@@ -142,7 +142,7 @@ STREAMED = {
         "description": "a chat.completion, or with stream: true chat.completion.chunk events ending with [DONE]",
         "content": {
             "application/json": {},
-            "text/event-stream": {"schema": {"oneOf": [{"type": "object"}, {"type": "string"}]}},
+            "text/event-stream": {"schema": sse.schema(["message"])},  # unnamed events are "message"
         },
     }
 }
