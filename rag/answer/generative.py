@@ -119,14 +119,14 @@ class OpenAIChat:
                 await self._places.acquire()
         except TimeoutError:
             raise ChatError("llm-timeout") from None
-        client = openai.AsyncOpenAI(
-            base_url=self._url,
-            api_key=self._api_key,
-            timeout=self.timeout,
-            max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(verify=self._certificates),
-        )
         try:
+            client = openai.AsyncOpenAI(  # inside the try: the place taken is given back whatever happens
+                base_url=self._url,
+                api_key=self._api_key,
+                timeout=self.timeout,
+                max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(verify=self._certificates),
+            )
             async with client:
                 async with asyncio.timeout_at(deadline):
                     chunks = await client.chat.completions.create(

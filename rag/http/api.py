@@ -3,7 +3,7 @@ readiness probes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Annotated
 
@@ -68,7 +68,7 @@ async def ask(request: AskRequest, runtime: RuntimeDep):
     )
 
 
-async def _events(items: AsyncGenerator[str | Answer, None]) -> AsyncIterator[str]:
+async def _events(items: AsyncGenerator[str | Answer, None]) -> AsyncGenerator[str, None]:
     async with aclosing(items):
         async for item in items:
             yield (

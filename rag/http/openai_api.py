@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Annotated, Literal
 
@@ -47,10 +47,13 @@ def _errors(*statuses: int) -> dict:
     return {status: {"model": OpenAIError} for status in statuses}
 
 
+def _error_body(message: str, kind: str, param=None, code=None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
 def openai_error(status: int, message: str, kind: str = "invalid_request_error", param=None, code=None, headers=None):
     """An error in OpenAI's shape."""
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(_error_body(message, kind, param, code), status_code=status, headers=headers)
 
 
 class TextPart(BaseModel):
@@ -96,7 +99,7 @@ def _in_words(text: str) -> Iterator[str]:
         yield piece if start == 0 else " " + piece
 
 
-async def _stream(base: dict, items: AsyncGenerator[str | Answer, None]) -> AsyncIterator[str]:
+async def _stream(base: dict, items: AsyncGenerator[str | Answer, None]) -> AsyncGenerator[str, None]:
     """The text as the LLM server writes it, or the extractive answer's; then the citations,
     mode and reason with the last chunk."""
     yield _chunk(base, {"role": "assistant", "content": ""})
@@ -122,7 +125,7 @@ def _finish(answer: Answer) -> str:
 
 def _stream_error(message: str) -> str:
     """An error in a stream that started, as OpenAI sends one (its clients raise APIError)."""
-    return sse.event({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+    return sse.event(_error_body(message, "server_error"))
 
 
 @router.get("/models", responses=_errors(401))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 
 from fastapi.responses import StreamingResponse
 
@@ -30,16 +31,17 @@ def schema(names: list[str]) -> dict:
     }
 
 
-def response(events: AsyncIterable[str], failed: Callable[[str], str]) -> StreamingResponse:
+def response(events: AsyncGenerator[str, None], failed: Callable[[str], str]) -> StreamingResponse:
     """``events`` as a stream; a failure after it started (its status is sent) ends it with the
     event ``failed`` makes of a message, instead of a connection cut with no word."""
     return StreamingResponse(_ended_in_words(events, failed), media_type="text/event-stream", headers=HEADERS)
 
 
-async def _ended_in_words(events: AsyncIterable[str], failed: Callable[[str], str]) -> AsyncIterator[str]:
+async def _ended_in_words(events: AsyncGenerator[str, None], failed: Callable[[str], str]) -> AsyncIterator[str]:
     try:
-        async for text in events:
-            yield text
+        async with aclosing(events):  # closed here, not left to the garbage collector
+            async for text in events:
+                yield text
     except Exception:
         log.exception("a stream failed after it started")
         yield failed(FAILED)
