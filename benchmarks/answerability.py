@@ -2,25 +2,36 @@
 
     .venv/bin/python benchmarks/answerability.py [--per-article 40] [--json FILE]
 
-For each data set (rows) it prints, over the answerable questions: hit@1 (the first citation
-holds the answer, abstained or not), answered (not abstained), right (answered and the first
-citation holds the answer); and for each kind of unanswerable question the share abstained:
+Every answer has one of three outcomes: a confident answer, the closest passage (abstained, with
+citations), or "not in the documents" (abstained, none). For each data set (rows) it prints, over
+the answerable questions: hit@1 (the first citation holds the answer, whatever the outcome),
+covered (answered confidently), shown right (a citation is shown, confident or closest, and the
+first holds the answer); over all the set's questions, the precision of confident answers (the
+first citation holds the answer; unanswerable questions answered count as wrong); and for each kind
+of unanswerable question its outcome mix, confident / closest / none.
+
+None of these questions was fitted on (training/confidence.py fits on other articles and sets):
 
 - bundled: eval/dev.jsonl and extra.jsonl (answerable, expected substrings), dev_offtopic.jsonl,
   the off-topic lines of extra.jsonl and dev_neartopic.jsonl, on the bundled French article;
-- XQuAD-R en→de, en→es, en→en: the first 20 articles of eval/xquad-r/{de,es,en}.json indexed,
-  English questions about them (answerable) and about the 4 others (out of corpus);
+- XQuAD-R en→de, en→es, en→en: articles 0-19 of eval/xquad-r/{de,es,en}.json indexed but for 2
+  and 11; English questions about 0-10 (answerable; 12-19 are the calibration's) and about 2
+  and 11 (out of corpus);
 - SQuAD 2.0: the 10 articles of eval/squad2/train-subset.json indexed together; --per-article
-  answerable questions of each odd-numbered article (the even ones fit the thresholds,
-  training/answerability.py), asked as they are, then with their paragraph removed from the
-  index (near-topic), then with their whole article removed (out of corpus); and every question
-  of those articles written to look answerable that its paragraph does not answer (adversarial);
-- chit-chat: eval/chitchat_test.jsonl (never trained on) on the bundled article; "abstained"
-  there means a plain answer without a citation.
+  answerable questions of each odd-numbered article (the even ones are fitted on), asked as they
+  are, then with their paragraph removed from the index (near-topic), then with their whole
+  article removed (out of corpus); and every question of those articles written to look
+  answerable that its paragraph does not answer (adversarial);
+- own documents: eval/own/docs (Markdown, HTML, plain text and PDF in English, German, Spanish,
+  Italian, Portuguese and French) indexed beside the bundled article; eval/own/questions.jsonl's
+  answerable questions (in the documents' languages, English and across), near-topic and
+  off-topic ones, written blind before any scoring;
+- chit-chat: eval/chitchat_test.jsonl (never trained on) on the bundled article; "none" there
+  means a plain answer without a citation.
 
 Systems: rag as configured (the engine's answer), and plain dense retrieval (the nearest pooled
 vector) answering when its cosine reaches a fixed cut-off, set to answer 90 % of the SQuAD 2.0
-answerable questions reported (so its SQuAD row is fitted on itself).
+answerable questions reported (so its SQuAD row is fitted on itself); it has no closest passage.
 """
 
 from __future__ import annotations
@@ -50,7 +61,9 @@ from rag.store.index import LoadedIndex  # noqa: E402
 from rag.store.tokens import TokenVectors  # noqa: E402
 
 KINDS = ("off-topic", "near-topic", "out-of-corpus", "paragraph-removed", "adversarial", "chit-chat")
-XQUAD_INDEXED = 20  # articles indexed; the others' questions are out of corpus
+XQUAD_INDEXED = 20  # articles 0-19 indexed, but for the out-of-corpus ones
+XQUAD_OUT = (2, 11)  # not indexed: their questions are out of corpus
+XQUAD_ASKED = 11  # questions about articles below this are asked (12-19 are the calibration's)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,19 +117,31 @@ def bundled_cases() -> list[Case]:
     return cases
 
 
+def own_cases() -> list[Case]:
+    """eval/own/questions.jsonl: questions on six documents of six formats and languages (indexed
+    beside the bundled article), written blind; each line's "kind" says whether it is answerable."""
+    cases = []
+    for line in (EVAL / "own" / "questions.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        right = holds_substring(item["expect"]) if item.get("expect") else None
+        cases.append(Case("own documents", item["question"], item["kind"], "own", right))
+    return cases
+
+
 def xquad_cases(corpus: str) -> tuple[list[str], list[Case]]:
     articles = read_squad(EVAL / "xquad-r" / f"{corpus}.json")
     english = {q["id"]: q["question"] for a in read_squad(EVAL / "xquad-r" / "en.json") for q in a.questions}
     dataset = f"XQuAD-R en→{corpus}"
     cases = []
+    indexed = [n for n in range(XQUAD_INDEXED) if n not in XQUAD_OUT]
     for number, article in enumerate(articles):
         for q in article.questions:
-            if number < XQUAD_INDEXED:
-                right = holds_answer(article_id(number), q["answers"])
-                cases.append(Case(dataset, english[q["id"]], "answerable", dataset, right))
-            else:
+            if number in XQUAD_OUT:
                 cases.append(Case(dataset, english[q["id"]], "out-of-corpus", dataset))
-    return [a.text for a in articles[:XQUAD_INDEXED]], cases
+            elif number < XQUAD_ASKED:
+                right = holds_answer(article_id(indexed.index(number)), q["answers"])
+                cases.append(Case(dataset, english[q["id"]], "answerable", dataset, right))
+    return [articles[n].text for n in indexed], cases
 
 
 def squad_cases(per_article: int) -> tuple[list[str], list[Case]]:
@@ -150,32 +175,45 @@ def dense_answer(engine: Engine, index: LoadedIndex, question: str) -> tuple[flo
     return float(scores[0][0]), citation
 
 
-def table(results: list[tuple[Case, bool, bool]]) -> tuple[str, dict]:
-    """Rows by data set; (case, abstained, first citation right)."""
+def table(results: list[tuple[Case, str, bool, float]]) -> tuple[str, dict]:
+    """Rows by data set; each result is (case, outcome, first citation right, seconds)."""
     by_dataset: dict[str, list] = defaultdict(list)
     for result in results:
         by_dataset[result[0].dataset].append(result)
-    header = f"{'data set':<22} {'n':>5} {'hit@1':>6} {'answered':>9} {'right':>6}" + "".join(
-        f" {kind:>17}" for kind in KINDS
+    header = f"{'data set':<22} {'n':>5} {'hit@1':>6} {'covered':>8} {'precision':>9} {'shown right':>11}" + "".join(
+        f" {kind:>20}" for kind in KINDS
     )
     lines, figures = [header, "-" * len(header)], {}
     for dataset, rows in by_dataset.items():
-        answerable = [(abstained, right) for case, abstained, right in rows if case.kind == "answerable"]
+        answerable = [(outcome, right) for case, outcome, right, _ in rows if case.kind == "answerable"]
+        confident = [(case, right) for case, outcome, right, _ in rows if outcome == "answer"]
         n = len(answerable)
         row = {
             "answerable": n,
             "hit1": sum(r for _, r in answerable) / n,
-            "answered": sum(not a for a, _ in answerable) / n,
-            "right": sum(r and not a for a, r in answerable) / n,
+            "covered": sum(o == "answer" for o, _ in answerable) / n,
+            "precision": sum(r and c.kind == "answerable" for c, r in confident) / len(confident)
+            if confident
+            else None,
+            "confident": len(confident),
+            "shown_right": sum(r and o != "none" for o, r in answerable) / n,
+            "ms_per_question": 1000 * float(np.median([seconds for *_, seconds in rows])),
         }
         cells = []
         for kind in KINDS:
-            abstained = [a for case, a, _ in rows if case.kind == kind]
-            row[kind] = {"abstained": sum(abstained) / len(abstained), "n": len(abstained)} if abstained else None
-            cells.append(f" {row[kind]['abstained']:>10.3f} ({len(abstained):>4})" if abstained else f" {'–':>17}")
+            outcomes = [o for case, o, _, _ in rows if case.kind == kind]
+            if not outcomes:
+                row[kind] = None
+                cells.append(f" {'–':>20}")
+                continue
+            mix = {o: outcomes.count(o) / len(outcomes) for o in ("answer", "closest", "none")}
+            row[kind] = {**mix, "n": len(outcomes)}
+            cells.append(f" {mix['answer']:.2f}/{mix['closest']:.2f}/{mix['none']:.2f} ({len(outcomes):>4})")
         figures[dataset] = row
+        precision = "–" if row["precision"] is None else f"{row['precision']:.3f}"
         lines.append(
-            f"{dataset:<22} {n:>5} {row['hit1']:>6.3f} {row['answered']:>9.3f} {row['right']:>6.3f}" + "".join(cells)
+            f"{dataset:<22} {n:>5} {row['hit1']:>6.3f} {row['covered']:>8.3f} {precision:>9}"
+            f" {row['shown_right']:>11.3f}" + "".join(cells)
         )
     return "\n".join(lines), figures
 
@@ -197,7 +235,10 @@ def main() -> None:
         engine = engine_for(work / "unused")
         article = next((REPO / "seeds").glob("*.txt")).read_text(encoding="utf-8")
         indexes = {"bundled": build(engine_for, "bundled", [article], work)}
-        cases = bundled_cases()
+        cases = bundled_cases() + own_cases()
+        own = engine_for(work / "index-own")
+        own.build_index([REPO / "seeds", EVAL / "own" / "docs"])
+        indexes["own"] = own.load_index()
         for corpus in ("de", "es", "en"):
             texts, more = xquad_cases(corpus)
             indexes[f"XQuAD-R en→{corpus}"] = build(engine_for, f"xquad-{corpus}", texts, work)
@@ -217,18 +258,22 @@ def main() -> None:
                 index = reduced[1]
             begun = time.perf_counter()
             answer: Answer = engine.answer(case.question, index=index)
-            seconds.append(time.perf_counter() - begun)
+            took = time.perf_counter() - begun
+            seconds.append(took)
             first = answer.citations[0] if answer.citations else None
-            ours.append((case, answer.abstained, bool(first and case.right and case.right(first))))
+            ours.append((case, answer.outcome, bool(first and case.right and case.right(first)), took))
             cosine, citation = dense_answer(engine, index, case.question)
             dense.append((case, cosine, bool(case.right and case.right(citation))))
 
     calibration = sorted(c for case, c, _ in dense if case.dataset.startswith("SQuAD") and case.kind == "answerable")
     cut = calibration[int(0.10 * len(calibration))]
-    dense_results = [(case, cosine < cut, right) for case, cosine, right in dense]
+    dense_results = [(case, "none" if cosine < cut else "answer", right, 0.0) for case, cosine, right in dense]
     ours_text, ours_figures = table(ours)
     dense_text, dense_figures = table(dense_results)
-    print(f"rag ({base.backend}, {base.answerer}); abstained = share of each kind of unanswerable question (n)")
+    print(
+        f"rag ({base.backend}, {base.answerer}, target precision {base.confident_precision});"
+        " each unanswerable kind: confident/closest/none (n)"
+    )
     print(ours_text)
     print(f"\nplain dense retrieval, answering when the nearest sentence's cosine >= {cut:.4f}")
     print(dense_text)

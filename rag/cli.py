@@ -78,21 +78,25 @@ def _print_text(text: str) -> None:
 
 
 def _print_answer(answer, written: bool = False) -> None:
-    """The answer for a person (unless ``written``: its text is out already, as it came), then
-    where each cited sentence is."""
+    """The answer for a person (unless ``written``: its text is out already, as it came) and its
+    confidence, then where each cited sentence is; for the closest passage (not a sure answer),
+    the cited sentences themselves too."""
     if answer.reason and answer.mode == "generated":
         print(f"\nrag: the LLM server's answer stopped there ({answer.reason})", file=sys.stderr)
     elif answer.reason:  # RAG_LLM_URL is set, and the server's answer could not be used
         print(f"rag: the extractive answer, as the LLM server's could not be used ({answer.reason})", file=sys.stderr)
     print("" if written else answer.answer)
+    closest = answer.outcome == "closest"
+    if answer.confidence is not None and answer.outcome != "none":
+        print(f"(confidence {answer.confidence:.2f})")
     if answer.citations:
-        print("\nClosest passages:" if answer.abstained else "")
+        print(("\nClosest passage:" if len(answer.citations) == 1 else "\nClosest passages:") if closest else "")
     for citation in answer.citations:
         print(
             f"[{citation.id}] {citation.document}, sentence {citation.sentence}, "
             f"characters {citation.start}-{citation.end} (score {citation.score:.3f})"
         )
-        if answer.abstained:
+        if closest:
             print(f"    {citation.text}")
 
 

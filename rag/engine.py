@@ -31,9 +31,10 @@ from .ingest.document import Document, Skipped
 from .ingest.language import probabilities, sure_language
 from .ingest.loaders import LOADERS
 from .ingest.segment import SEGMENTER
-from .retrieve.answerability import Thresholds, decide
+from .retrieve.answerability import Bars, Thresholds, decide
 from .retrieve.background import background_sentences
-from .retrieve.late_interaction import LanguageSplit, retrieve
+from .retrieve.confidence import Calibration, Evidence, asks
+from .retrieve.late_interaction import LanguageSplit, Retrieval, retrieve
 from .settings import INDEX_TYPES, Settings, choose
 from .store import reuse
 from .store.factory import vector_store
@@ -88,6 +89,18 @@ class Engine:
     def thresholds(self) -> Thresholds | None:
         """The answerability thresholds fitted for the configured model, if any."""
         return Thresholds.for_model(self.settings.embedding_model)
+
+    @cached_property
+    def calibration(self) -> Calibration | None:
+        """The confidence calibration for the configured model (it reads the fitted thresholds)."""
+        return Calibration.for_model(self.settings.embedding_model) if self.thresholds else None
+
+    @cached_property
+    def bars(self) -> Bars | None:
+        """The calibrated probabilities that answer and show the closest passage."""
+        if self.calibration is None:
+            return None
+        return Bars(self.calibration.threshold(self.settings.confident_precision), self.calibration.closest_at)
 
     @cached_property
     def chitchat(self) -> ChitChatHead | None:
@@ -384,8 +397,27 @@ class Engine:
             earlier,
             *self._calibration(text, index),
         )
-        decision = decide(retrieval, self.thresholds is not None)
+        confidence = self._confidence(text, retrieval, encoded.vectors[0], index)
+        first_asks = bool(retrieval.ranked) and asks(index.sentence_text(index.sentences[retrieval.ranked[0].row]))
+        decision = decide(retrieval, self.thresholds is not None, confidence, self.bars, first_asks)
         return self.answerer.answer(text, retrieval, decision, index, limit, history)
+
+    def _confidence(
+        self, question: str, retrieval: Retrieval, question_vector: np.ndarray, index: LoadedIndex
+    ) -> float | None:
+        """The calibrated probability that the first candidate answers (None without a calibration)."""
+        if self.calibration is None or self.thresholds is None or not retrieval.ranked:
+            return None
+        first = retrieval.ranked[0]
+        evidence = Evidence(
+            question,
+            retrieval,
+            index.sentence_text(index.sentences[first.row]),
+            index.holders([first.row])[0].language,
+            self.thresholds.same_share(first.threshold),
+            self.calibration.wants_number(question_vector),
+        )
+        return self.calibration.probability(evidence)
 
     def _encode_alone(self, texts: list[str]) -> np.ndarray:
         """Pooled vectors of texts each encoded alone, as the chit-chat head was trained."""

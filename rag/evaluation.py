@@ -62,6 +62,24 @@ class Report:
         return sum(not o.answer.abstained for o in self.answerable)
 
     @property
+    def confident(self) -> list[Outcome]:
+        """Every question answered confidently, answerable or not."""
+        return [o for o in self.outcomes if not o.answer.abstained]
+
+    @property
+    def confident_precision(self) -> float:
+        """The share of confident answers whose first citation holds the answer."""
+        return _share(sum(o.rank == 1 for o in self.confident), len(self.confident))
+
+    @property
+    def shown_right(self) -> int:
+        """Answerable questions whose first citation holds the answer, answered or offered as the closest passage."""
+        return sum(
+            bool(o.answer.citations) and any(e in o.answer.citations[0].text for e in o.question.expect)
+            for o in self.answerable
+        )
+
+    @property
     def abstention_precision(self) -> float:
         abstained = [o for o in self.outcomes if o.answer.abstained]
         return _share(sum(not o.question.expect for o in abstained), len(abstained))
@@ -87,6 +105,9 @@ class Report:
             "hit3": self.hit_at(3),
             "mrr": self.mrr,
             "answered": self.answered,
+            "coverage": _share(self.answered, len(self.answerable)),
+            "confident_precision": self.confident_precision,
+            "shown_right": _share(self.shown_right, len(self.answerable)),
             "abstention_precision": self.abstention_precision,
             "abstention_recall": self.abstention_recall,
             "latency_mean_ms": 1000 * statistics.fmean(self.seconds) if self.seconds else 0.0,
@@ -202,7 +223,10 @@ def describe(report: Report) -> str:
         f"hit@1                 {figures['hit1']:.3f}  ({sum(o.rank == 1 for o in report.answerable)}/{answerable})",
         f"hit@3                 {figures['hit3']:.3f}  ({sum(bool(o.rank) for o in report.answerable)}/{answerable})",
         f"MRR                   {figures['mrr']:.3f}",
-        f"answered              {report.answered}/{answerable}",
+        f"answered              {report.answered}/{answerable} confidently",
+        f"confident precision   {figures['confident_precision']:.3f}"
+        f"  ({sum(o.rank == 1 for o in report.confident)}/{len(report.confident)} confident answers right)",
+        f"shown right           {report.shown_right}/{answerable}  (first citation right, answered or closest passage)",
         f"abstention precision  {figures['abstention_precision']:.3f}  ({right}/{len(abstained)} abstentions right)",
         f"abstention recall     {figures['abstention_recall']:.3f}  ({right}/{offtopic} off-topic abstained)",
         f"latency               mean {figures['latency_mean_ms']:.0f} ms, median {figures['latency_median_ms']:.0f} ms",
@@ -211,6 +235,6 @@ def describe(report: Report) -> str:
         question, answer = outcome.question, outcome.answer
         wanted = " or ".join(repr(e) for e in question.expect) or "an abstention"
         cited = "; ".join(f"[{c.id}] sentence {c.sentence}: {c.text[:70]}…" for c in answer.citations)
-        got = f"abstained{' (closest: ' + cited + ')' if cited else ''}" if answer.abstained else cited
+        got = {"answer": cited, "closest": f"closest passage: {cited}", "none": "not in the documents"}[answer.outcome]
         lines.append(f"miss: {question.text!r} wanted {wanted}, rank {outcome.rank or '-'}; got {got}")
     return "\n".join(lines)

@@ -81,6 +81,20 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
+def _share(name: str, default: float) -> float:
+    """A proportion strictly between 0 and 1, such as a target precision."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise RagError(f"{name} must be a number between 0 and 1 (such as 0.9), not {raw!r}")
+    return value
+
+
 def choose(name: str, value: str, choices: Collection[str]) -> str:
     """``value`` if it is one of ``choices`` (a registry's names, say), else a one-line error
     naming the setting and what it may be."""
@@ -125,6 +139,9 @@ class Settings:
     llm_api_key: str | None = field(default=None, repr=False)
     llm_timeout: float = 30.0
     llm_max_running: int = 4  # requests to the LLM server at once; more wait, within llm_timeout
+    # The precision aimed at for confident answers: below the probability calibrated for it, the
+    # closest passage is shown instead (rag/retrieve/confidence.py).
+    confident_precision: float = 0.75
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -156,4 +173,5 @@ class Settings:
             llm_api_key=_llm_api_key(env("RAG_LLM_API_KEY")),
             llm_timeout=_seconds("RAG_LLM_TIMEOUT", 30.0),
             llm_max_running=_whole_number("RAG_LLM_MAX_RUNNING", 4),
+            confident_precision=_share("RAG_CONFIDENT_PRECISION", 0.75),
         )

@@ -1,5 +1,6 @@
 """Answer quality with the real default model on the bundled article, in process."""
 
+import dataclasses
 import json
 import os
 import re
@@ -29,50 +30,69 @@ def dev_report(engine):
     return evaluate(read_questions(EVAL / "dev.jsonl") + read_questions(EVAL / "dev_offtopic.jsonl"), engine.answer)
 
 
-def test_dev_questions_are_answered_from_the_right_sentence_or_abstained(dev_report):
-    """Floors are what was measured with the fitted thresholds (training/answerability.py, which
-    never reads these sets): 16 of 18 answered, each from the right sentence (the right sentence
-    of one of the two abstained questions is shown first among the closest passages)."""
+def first_is_expected(outcome) -> bool:
+    """The first citation holds an expected substring, whatever the outcome (answer or closest passage)."""
+    citations = outcome.answer.citations
+    return bool(citations) and any(e in citations[0].text for e in outcome.question.expect)
+
+
+def test_dev_questions_are_answered_from_the_right_sentence_or_offered_as_the_closest(dev_report):
+    """Floors are what was measured with the shipped calibration (training/confidence.py, which
+    never reads these sets) at the default target precision: 13 of 18 answered confidently, each
+    from the right sentence; the right sentence first for 16 of 18, answered or offered as the
+    closest passage; no off-topic question answered."""
     answerable = dev_report.answerable
     assert len(answerable) == 18 and len(dev_report.unanswerable) == 6
-    assert dev_report.answered >= 16
+    assert dev_report.answered >= 13
     assert all(o.rank == 1 for o in answerable if not o.answer.abstained), "every answer cites the right sentence"
+    assert sum(first_is_expected(o) for o in answerable) >= 16
     assert all(o.answer.abstained for o in dev_report.unanswerable)
+    assert all(o.answer.confidence is not None and 0 <= o.answer.confidence <= 1 for o in dev_report.outcomes)
 
 
-def test_near_topic_questions_are_abstained(engine):
+def test_the_confidence_orders_the_outcomes(dev_report, engine):
+    """A confident answer's confidence reaches the bar for the target precision; a closest passage's
+    lies between the two bars; "not in the documents" cites nothing."""
+    bars = engine.bars
+    for outcome in dev_report.outcomes:
+        answer = outcome.answer
+        if answer.outcome == "answer":
+            assert answer.confidence >= bars.answer
+        elif answer.outcome == "closest":
+            assert bars.closest <= answer.confidence < bars.answer
+            assert answer.answer.startswith("The documents may not say this directly; the closest passage is: ")
+        else:
+            assert answer.citations == [] and answer.answer.startswith("The documents do not say.")
+    assert {o.answer.outcome for o in dev_report.outcomes} == {"answer", "closest", "none"}
+
+
+def test_near_topic_questions_are_not_answered_confidently(engine):
     """eval/dev_neartopic.jsonl: about the article's people and places, not answered by it."""
     report = evaluate(read_questions(EVAL / "dev_neartopic.jsonl"), engine.answer)
-    assert sum(o.answer.abstained for o in report.unanswerable) >= 8  # measured: 8 of 10 (3 before)
+    assert sum(o.answer.abstained for o in report.unanswerable) >= 9  # measured: 9 of 10 (8 before the calibration)
 
 
 def test_our_own_questions_hold_their_measured_level(engine):
     """eval/extra.jsonl: 27 questions in 8 languages and 16 off-topic ones, written without
-    looking at the scores; the floor is what was measured when the decision was fitted."""
+    looking at the scores; the floors are what was measured when the calibration was fitted."""
     report = evaluate(read_questions(EVAL / "extra.jsonl"), engine.answer)
-    assert sum(o.rank == 1 for o in report.answerable) >= 23
-    assert report.answered >= 25
-    assert sum(o.answer.abstained for o in report.unanswerable) >= 15
+    assert sum(first_is_expected(o) for o in report.answerable) >= 24
+    assert report.answered >= 22
+    assert sum(o.rank == 1 for o in report.answerable) >= 21
+    assert all(o.answer.abstained for o in report.unanswerable)
 
 
 def test_follow_ups_are_resolved_by_the_conversation(engine):
     """eval/dev_followups.jsonl: the expected sentence first for 7 of 8 with the history (as
-    answer, or as the closest passage), 5 of 8 for the question alone. Measured: 7 answered, 6 of
-    them from the right sentence ("Where did he say that?" keeps the question's own clear best)."""
+    answer, or as the closest passage), 5 of 8 for the question alone. Whether to answer is decided
+    on the follow-up alone, which rarely reaches confidence: 3 answered, each from the right sentence."""
     questions = read_questions(EVAL / "dev_followups.jsonl")
-
-    def first_is_expected(answer, question):
-        return bool(answer.citations) and any(e in answer.citations[0].text for e in question.expect)
-
     report = evaluate(questions, engine.answer)
-    assert sum(first_is_expected(o.answer, o.question) for o in report.outcomes) >= 7
-    assert sum(o.rank == 1 for o in report.outcomes) >= 6 and report.answered >= 7
-    assert (
-        all(o.rank == 1 for o in report.outcomes if not o.answer.abstained)
-        or report.answered - sum(o.rank == 1 for o in report.outcomes) <= 1
-    )
-    alone = [engine.answer(q.text) for q in questions]
-    assert sum(first_is_expected(a, q) for a, q in zip(alone, questions, strict=True)) <= 5, "the history did it"
+    assert sum(first_is_expected(o) for o in report.outcomes) >= 7
+    assert report.answered >= 3
+    assert all(o.rank == 1 for o in report.outcomes if not o.answer.abstained)
+    alone = evaluate([dataclasses.replace(q, history=()) for q in questions], engine.answer)
+    assert sum(first_is_expected(o) for o in alone.outcomes) <= 5, "the history did it"
 
 
 def _figures(engine):
@@ -136,10 +156,13 @@ def test_rag_eval_prints_the_figures_and_exits_non_zero_below_a_bar(engine):
         timeout=600,
     )
     assert "questions             18 answerable, 6 off-topic" in result.stdout
-    for label in ("hit@1", "hit@3", "MRR", "answered", "abstention precision", "abstention recall", "latency"):
+    labels = ("hit@1", "hit@3", "MRR", "answered", "confident precision", "shown right", "abstention precision")
+    for label in (*labels, "abstention recall", "latency"):
         assert re.search(rf"^{label} +\S", result.stdout, re.MULTILINE), label
     misses = re.findall(
-        r"^miss: '(.+?)' wanted .+; got (?:abstained \(closest: )?\[1\] sentence \d+: ", result.stdout, re.MULTILINE
+        r"^miss: '(.+?)' wanted .+; got (?:not in the documents$|(?:closest passage: )?\[1\] sentence \d+: )",
+        result.stdout,
+        re.MULTILINE,
     )
     hit1 = float(re.search(r"^hit@1 +([\d.]+)", result.stdout, re.MULTILINE).group(1))
     assert len(misses) == round((1 - hit1) * 18), "each miss is listed with what was cited instead"

@@ -38,11 +38,17 @@ def test_figures_count_ranks_abstentions_and_misses():
     assert figures["mrr"] == pytest.approx((1 + 1 / 2) / 4)
     assert report.answered == 3
     assert figures["abstention_precision"] == 1 / 2 and figures["abstention_recall"] == 1 / 2
+    # Four confident answers (three answerable, one off-topic): one right.
+    assert figures["coverage"] == 3 / 4 and figures["confident_precision"] == 1 / 4
+    # The abstained "delta" citation is the closest passage, and it is right.
+    assert report.shown_right == 2 and figures["shown_right"] == 2 / 4
     missed = [o.question.text for o in report.misses]
     assert missed == ["second right", "none right", "wrongly abstained", "off topic, answered"]
     text = describe(report)
     assert "hit@1                 0.250  (1/4)" in text
     assert "miss: 'none right' wanted 'gamma', rank -; got [1] sentence 1: y…; [2] sentence 2: z…" in text
+    assert "confident precision   0.250  (1/4 confident answers right)" in text
+    assert "miss: 'wrongly abstained' wanted 'delta', rank -; got closest passage: [1] sentence 1: delta…" in text
 
 
 def test_question_files_are_read_and_bad_lines_named(tmp_path):

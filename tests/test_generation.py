@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import pytest
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from rag.answer.base import Answer, Citation
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.answer.factory import create_answerer, create_writer
-from rag.answer.generative import HOLD, AnswerWriter, CheckedReply
+from rag.answer.generative import HOLD, AnswerWriter, ChatError, CheckedReply
 from rag.answer.questions import MAX_ANSWER_CHARACTERS, Turn
 from rag.errors import RagError
 from rag.settings import Settings
@@ -612,6 +612,47 @@ def test_a_refusal_after_checked_text_ends_the_answer_there():
     assert opening.startswith(answer.answer) and "[1]" in answer.answer and "sorry" not in answer.answer
     assert [c.text for c in answer.citations] == ["s1"]
     assert checked(["".join(pieces)]).mode == "extractive", "whole, the refusal is caught before anything goes on"
+
+
+class Scripted:
+    """A chat model that writes ``pieces``, then fails with ``reason`` if given; it counts its requests."""
+
+    def __init__(self, pieces: list[str], reason: str | None = None):
+        self.pieces, self.reason, self.requests = pieces, reason, 0
+
+    async def stream(self, messages):
+        self.requests += 1
+        for piece in self.pieces:
+            yield piece
+        if self.reason:
+            raise ChatError(self.reason)
+
+
+@pytest.mark.parametrize(
+    ("chat", "mode", "reason"),
+    [
+        (Scripted(["In March [1], ", "in Vienna [2]."]), "generated", None),
+        (
+            Scripted(["In March [1], in Vienna, as the report of the summit says. "] * 2, "llm-timeout"),
+            "generated",
+            "llm-timeout",
+        ),
+        (Scripted(["No marker at all."]), "extractive", "no-valid-citation"),
+        (Scripted([], "llm-error"), "extractive", "llm-error"),
+    ],
+)
+def test_the_confidence_goes_with_a_written_answer_and_a_fallback(chat, mode, reason):
+    answer = asyncio.run(AnswerWriter(chat).written(replace(EXTRACTIVE, confidence=0.8123)))
+    assert (answer.mode, answer.reason, answer.confidence, answer.outcome) == (mode, reason, 0.8123, "answer")
+
+
+@pytest.mark.parametrize("cited", [CITED, []])
+def test_the_closest_passage_and_not_in_the_documents_are_never_written(cited):
+    chat = Scripted(["In March [1]."])
+    extractive = Answer(
+        "q", True, "The documents may not say this directly; the closest passage is: s1 [1]", cited, confidence=0.41
+    )
+    assert asyncio.run(AnswerWriter(chat).written(extractive)) == extractive and chat.requests == 0
 
 
 def test_the_data_block_copied_out_after_checked_text_ends_the_answer_before_it():

@@ -61,8 +61,11 @@ def test_ask_returns_the_contract_field_by_field(client):
     reply = client.post("/api/ask", json=GOOD)
     assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
     body = reply.json()
-    assert list(body) == ["question", "abstained", "answer", "citations", "mode", "reason"]
+    fields = ["question", "abstained", "answer", "citations", "mode", "reason", "confidence", "outcome"]
+    assert list(body) == fields
     assert body["mode"] == "extractive" and body["reason"] is None, "no RAG_LLM_URL: answers as before"
+    assert body["confidence"] is None, "the fake model has no calibration"
+    assert body["outcome"] == ("answer" if not body["abstained"] else "closest" if body["citations"] else "none")
     assert body["question"] == GOOD["question"] and isinstance(body["abstained"], bool)
     assert isinstance(body["answer"], str) and body["answer"]
     assert 0 < len(body["citations"]) <= 3

@@ -35,6 +35,11 @@ def test_a_completion_is_the_answer_with_its_citations(client, app_client):
     assert choice.message.content == expected["answer"]
     assert choice.message.citations == expected["citations"], "the extra field holds /api/ask's citations"
     assert (choice.message.mode, choice.message.reason) == ("extractive", None)
+    assert (choice.message.abstained, choice.message.confidence, choice.message.outcome) == (
+        expected["abstained"],
+        expected["confidence"],
+        expected["outcome"],
+    ), "and /api/ask's abstained, confidence and outcome"
 
 
 def test_a_streamed_completion_joins_into_the_same_content(client):
@@ -49,6 +54,8 @@ def test_a_streamed_completion_joins_into_the_same_content(client):
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert chunks[-1].choices[0].delta.citations == plain.choices[0].message.citations
     assert (chunks[-1].choices[0].delta.mode, chunks[-1].choices[0].delta.reason) == ("extractive", None)
+    last, message = chunks[-1].choices[0].delta, plain.choices[0].message
+    assert (last.confidence, last.outcome) == (message.confidence, message.outcome)
 
 
 def test_earlier_messages_are_the_history(client, app_client):

@@ -99,7 +99,7 @@ def test_ask_then_activate_citations_by_click_and_keyboard(visit, server):
     from playwright.sync_api import expect
 
     page = visit().page
-    visit_question = "What did Putin demand?"
+    visit_question = "¿Qué exigió Putin sobre la OTAN?"  # answered confidently (0.89 when measured)
     expected = api_answer(server, visit_question)
     page.locator("#question").fill(visit_question)
     page.keyboard.press("Enter")
@@ -172,7 +172,7 @@ def test_the_page_works_without_javascript(visit, server):
     from playwright.sync_api import expect
 
     page = visit(javascript=False).page
-    question = "What did Putin demand?"
+    question = "¿Qué exigió Putin sobre la OTAN?"
     expected = api_answer(server, question)
     page.fill("#question", question)
     page.click("#ask-button")  # a plain form post; the server renders the answer
@@ -250,7 +250,8 @@ def test_a_follow_up_on_the_page_is_answered_from_the_right_sentence(visit):
     answers = page.locator(".turn.answer:not(.pending)")
     expect(answers).to_have_count(2, timeout=60_000)
     follow_up = answers.last
-    assert follow_up.get_attribute("data-abstained") == "false"
+    # Whether to answer is decided on the follow-up alone: measured, the closest passage (0.09).
+    assert follow_up.get_attribute("data-outcome") in ("answer", "closest")
     follow_up.locator('[data-citation="1"]').click()
     mark = page.locator("#document-pane mark")
     expect(mark).to_have_count(1)
@@ -275,7 +276,7 @@ def test_a_generated_answer_is_shown_as_text_with_its_markers(browser, tmp_path)
                 llm.reply(Reply(completion(reply), gap=0.08))
                 opened = Visit(browser, server, javascript)
                 page = opened.page
-                page.fill("#question", "What did Putin demand?")
+                page.fill("#question", "¿Qué exigió Putin sobre la OTAN?")  # only confident answers are written
                 page.click("#ask-button")
                 if javascript:  # the checked text shows as it comes, as text
                     writing = page.locator(".turn.answer.pending")
@@ -303,9 +304,120 @@ def test_a_generated_answer_is_shown_as_text_with_its_markers(browser, tmp_path)
                     assert "formellement exclue" in " ".join(marks.all_inner_texts())
                 if javascript:  # a reply that breaks off after checked text went on: kept, and said so
                     llm.reply(Reply(completion(reply + " " + reply), error_after=25))
-                    page.fill("#question", "What did Putin demand?")
+                    page.fill("#question", "¿Qué exigió Putin sobre la OTAN?")
                     page.click("#ask-button")
                     stopped = page.locator(".turn.answer").last.locator(".stopped")
                     expect(stopped).to_have_text("The language model's reply was stopped here (llm-error).")
                 opened.finish(f"generated-answer-{'script' if javascript else 'no-script'}", server)
                 assert len(llm.requests) == 1, "one question, one request (reply() clears them)"
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+# Questions on the bundled article with each outcome, as the default model's calibration decides.
+OUTCOME_QUESTIONS = {
+    "answer": "Qui a rencontré Vladimir Poutine ?",
+    "closest": "What did Angela Merkel say about Putin?",
+    "none": "Who wrote Pride and Prejudice?",
+}
+
+
+def made_answers(server):
+    """An /api/ask body of each outcome, with real citations: for the page's rendering alone."""
+    real = api_answer(server, OUTCOME_QUESTIONS["answer"])
+    cited = real["citations"][:2]
+    first = f"The documents may not say this directly; the closest passage is: {cited[0]['text']} [1]"
+    return {
+        "answer": {**real, "abstained": False, "confidence": 0.8731, "outcome": "answer"},
+        "closest": {
+            **real,
+            "abstained": True,
+            "answer": first,
+            "citations": cited,
+            "confidence": 0.4162,
+            "outcome": "closest",
+        },
+        "none": {
+            **real,
+            "abstained": True,
+            "answer": f"The documents do not say. They are about: {HOSTILE}.",
+            "citations": [],
+            "confidence": 0.0213,
+            "outcome": "none",
+        },
+    }
+
+
+def check_turn(turn, body):
+    """The answer turn shows ``body``'s outcome: heading, list, markers and confidence."""
+    outcome = body["outcome"]
+    assert turn.get_attribute("data-outcome") == outcome
+    assert turn.get_attribute("data-abstained") == ("false" if outcome == "answer" else "true")
+    who = turn.locator(".who").inner_text().strip().lower()
+    confidence = turn.locator(".confidence")
+    if outcome == "none":
+        assert who == "not in the documents" and "closest" not in (turn.get_attribute("class") or "")
+        assert turn.locator(".closest, .closest-heading, [data-citation]").count() == 0
+        assert confidence.count() == 0, "no confidence for nothing cited"
+        assert turn.locator(".text").inner_text() == body["answer"], "as text"
+        return
+    if outcome == "closest":
+        assert who == "closest passage" and "closest" in turn.get_attribute("class").split()
+        heading = "Closest passage" if len(body["citations"]) == 1 else "Closest passages"
+        assert turn.locator(".closest-heading").inner_text() == heading
+        assert turn.locator(".text").inner_text().startswith("The documents may not say this directly")
+        assert turn.locator(".closest li").count() == len(body["citations"])
+    else:
+        assert who != "not in the documents" and turn.locator(".closest-heading").count() == 0
+    assert turn.locator("[data-citation]").count() == len(body["citations"])
+    if body["confidence"] is None:
+        assert confidence.count() == 0
+    else:
+        assert confidence.inner_text() == f"Confidence {body['confidence']:.2f}"
+        assert "calibrated probability" in confidence.get_attribute("title")
+
+
+def fulfilled_with(body):
+    """A route handler answering ``body`` as plain JSON, as /api/ask answers without a stream."""
+    return lambda route: route.fulfill(status=200, json=body)
+
+
+def test_the_three_outcomes_look_different_with_their_confidence(visit, server):
+    """The page's script on an answer of each outcome made to order (the calibration decides
+    which real question gets which), then the marker of a closest passage marks it."""
+    from playwright.sync_api import expect
+
+    opened = visit()
+    page = opened.page
+    made = made_answers(server)
+    for number, (outcome, body) in enumerate(made.items(), start=1):
+        page.route("**/api/ask", fulfilled_with(body))
+        opened.ask(f"Show me {outcome}")
+        expect(page.locator(".turn.answer:not(.pending)")).to_have_count(number, timeout=30_000)
+        page.unroute("**/api/ask")
+        check_turn(page.locator(".turn.answer").last, body)
+    assert page.locator("#conversation img").count() == 0 and opened.dialogs == []
+    closest = page.locator('.turn.answer[data-outcome="closest"]')
+    closest.locator('[data-citation="1"]').click()
+    mark = page.locator(".article-view mark")
+    expect(mark).to_have_count(1)
+    assert mark.inner_text() == made["closest"]["citations"][0]["text"]
+
+
+def test_real_questions_of_each_outcome_with_and_without_javascript(visit, server):
+    from playwright.sync_api import expect
+
+    for javascript in (True, False):
+        opened = visit(javascript=javascript)
+        page = opened.page
+        for number, (outcome, question) in enumerate(OUTCOME_QUESTIONS.items(), start=1):
+            expected = api_answer(server, question)
+            assert expected["outcome"] == outcome, f"{question!r} is {expected['outcome']} now, not {outcome}"
+            page.fill("#question", question)
+            if javascript:
+                page.click("#ask-button")
+                expect(page.locator(".turn.answer:not(.pending)")).to_have_count(number, timeout=60_000)
+            else:  # the page again, with the conversation so far and this answer
+                with page.expect_navigation(timeout=60_000):
+                    page.click("#ask-button")
+                expect(page.locator(".turn.answer:not(.earlier)")).to_have_count(1)
+            check_turn(page.locator(".turn.answer").last, expected)

@@ -1,5 +1,5 @@
-"""Ranking candidates by how far they clear their own answer threshold, which depends on whether
-the question shares their document's language. Fake vectors, real FAISS, a real index on disk."""
+"""Each candidate's answer threshold depends on whether the question shares its document's
+language; candidates keep their raw order. Fake vectors, real FAISS, a real index on disk."""
 
 import numpy as np
 
@@ -15,21 +15,25 @@ from .test_conversation import corpus, unit
 THRESHOLDS = Thresholds(same_language=0.73, other_language=0.67)
 
 
-def test_a_sentence_that_clears_a_lower_threshold_in_another_language_comes_first():
+def test_candidates_keep_their_raw_order_and_each_its_own_threshold():
+    """Ranked by how far they cleared their thresholds, other-language sentences were lifted by
+    the lower threshold, the wrong ones too (eval/own: 41 of 65 first right, 44 by raw score)."""
     question = unit(1, 0.8, 0, 0)
     same_language, other_language = unit(1, 0, 0, 0.45), unit(0.25, 1, 0, 0.55)  # 0.712, 0.702
     vectors, tokens = corpus(same_language, other_language, unit(0, 0, 1, 0))
     plain = retrieve(question, question[None], vectors, tokens)
-    assert [s.row for s in plain.ranked][:2] == [0, 1], "by raw score, the same-language sentence wins"
+    assert [s.row for s in plain.ranked][:2] == [0, 1]
     assert 0.67 < plain.ranked[1].score < plain.ranked[0].score < 0.73
 
     def bars(rows):
         return THRESHOLDS.for_languages({"fr": 1.0}, ["fr" if row == 0 else "en" for row in rows])
 
     ranked = retrieve(question, question[None], vectors, tokens, thresholds=bars)
-    assert ranked.ranked[0].row == 1, "the one that answers in its language first"
+    assert [s.row for s in ranked.ranked][:2] == [0, 1], "the raw order"
+    assert [s.threshold for s in ranked.ranked][:2] == [0.73, 0.67], "each with its language's threshold"
     assert {s.row: s.score for s in ranked.ranked} == {s.row: s.score for s in plain.ranked}, "raw scores kept"
-    assert decide(ranked, fitted=True).answer and ranked.clearance == ranked.ranked[0].score - 0.67
+    # Without a calibration, the documents answer when any candidate clears its threshold.
+    assert decide(ranked, fitted=True).answer and ranked.clearance == ranked.ranked[1].score - 0.67
 
 
 def test_each_sentence_gets_the_threshold_of_its_documents_language():

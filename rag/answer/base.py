@@ -31,9 +31,20 @@ class Answer:
     citations: list[Citation]
     mode: str = "extractive"  # "generated": written by an LLM server from the cited sentences
     reason: str | None = None  # why an answer meant to be generated is extractive ("llm-timeout", ...)
+    # The calibrated probability that the first citation answers the question (None: no
+    # calibration for the model, or nothing to cite).
+    confidence: float | None = None
+
+    @property
+    def outcome(self) -> str:
+        """ "answer", "closest" (the closest passage, not a sure answer) or "none" (not in the documents)."""
+        if not self.abstained:
+            return "answer"
+        return "closest" if self.citations else "none"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The answer as POST /api/ask and `rag ask --json` send it: its fields, then its outcome."""
+        return {**asdict(self), "outcome": self.outcome}
 
 
 class Answerer(Protocol):

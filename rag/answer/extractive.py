@@ -1,5 +1,6 @@
 """``RAG_ANSWERER=extractive``: the answer is the cited sentences themselves, in reading order,
-each followed by its marker; or a plain abstention that says what the documents are about."""
+each followed by its marker; or, short of confidence, the closest passage offered as such; or a
+plain "not in the documents" that says what the documents are about."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .citations import citations, in_reading_order, nearest_rows, supporting_row
 from .questions import Turn
 
 NOT_IN_DOCUMENTS = "The documents do not say."
-CLOSEST_NOTE = " The closest passages are cited for you to judge."
+MAY_NOT_SAY = "The documents may not say this directly; the closest passage is: "
 TITLES_SHOWN = 3
 
 
@@ -33,10 +34,14 @@ class ExtractiveAnswerer:
         limit: int,
         history: Sequence[Turn] = (),
     ) -> Answer:
+        confidence = None if decision.confidence is None else round(decision.confidence, 4)
         if decision.answer:
             cited = citations(supporting_rows(retrieval, index, limit), retrieval, index)
             text = " ".join(f"{c.text} [{c.id}]" for c in in_reading_order(cited))
-            return Answer(question=question, abstained=False, answer=text, citations=cited)
-        cited = citations(nearest_rows(retrieval, limit), retrieval, index) if decision.show_closest else []
-        text = NOT_IN_DOCUMENTS + about(index.titles) + (CLOSEST_NOTE if cited else "")
-        return Answer(question=question, abstained=True, answer=text, citations=cited)
+            return Answer(question=question, abstained=False, answer=text, citations=cited, confidence=confidence)
+        if decision.show_closest:
+            cited = citations(nearest_rows(retrieval, limit), retrieval, index)
+            text = f"{MAY_NOT_SAY}{cited[0].text} [{cited[0].id}]"
+            return Answer(question=question, abstained=True, answer=text, citations=cited, confidence=confidence)
+        text = NOT_IN_DOCUMENTS + about(index.titles)
+        return Answer(question=question, abstained=True, answer=text, citations=[], confidence=confidence)

@@ -1,10 +1,10 @@
 """The OpenAI Chat Completions protocol over the engine: POST /v1/chat/completions (plain or
 streamed as server-sent events) and GET /v1/models, so that any OpenAI client or chat front end
 can ask the documents. The last user message is the question, the earlier user and assistant
-messages its history; the answer is the same as POST /api/ask gives, its citations, mode and
-reason in extra fields of the message (of the last chunk, streamed). Streamed, an answer an LLM
-server writes (RAG_LLM_URL) arrives as it is written and checked. Errors on these routes have
-OpenAI's shape."""
+messages its history; the answer is the same as POST /api/ask gives, its citations, mode,
+reason, confidence and outcome in extra fields of the message (of the last chunk, streamed).
+Streamed, an answer an LLM server writes (RAG_LLM_URL) arrives as it is written and checked.
+Errors on these routes have OpenAI's shape."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ MODEL = "rag"
 CREATED = 1764000000  # when the model was first served, for /v1/models (a fixed time, as OpenAI lists)
 PREFIX = "/v1/"
 WORDS_PER_CHUNK = 8  # a streamed answer arrives a few words at a time
+# What the last chunk of a streamed answer carries beside its text, as the message does unstreamed.
+LAST_CHUNK = ("citations", "mode", "reason", "confidence", "outcome")
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
@@ -101,7 +103,7 @@ def _in_words(text: str) -> Iterator[str]:
 
 async def _stream(base: dict, items: AsyncGenerator[str | Answer, None]) -> AsyncGenerator[str, None]:
     """The text as the LLM server writes it, or the extractive answer's; then the citations,
-    mode and reason with the last chunk."""
+    mode, reason, confidence and outcome with the last chunk."""
     yield _chunk(base, {"role": "assistant", "content": ""})
     written = False
     async with aclosing(items):
@@ -114,7 +116,7 @@ async def _stream(base: dict, items: AsyncGenerator[str | Answer, None]) -> Asyn
                 for piece in _in_words(item.answer):
                     yield _chunk(base, {"content": piece})
             body = item.to_dict()
-            yield _chunk(base, {key: body[key] for key in ("citations", "mode", "reason")}, finish=_finish(item))
+            yield _chunk(base, {key: body[key] for key in LAST_CHUNK}, finish=_finish(item))
     yield sse.event("[DONE]")
 
 
@@ -183,6 +185,8 @@ async def chat_completions(request: ChatRequest, runtime: RuntimeDep):
         "abstained": body["abstained"],
         "mode": body["mode"],
         "reason": body["reason"],
+        "confidence": body["confidence"],
+        "outcome": body["outcome"],
     }
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(answer)}
     return {**base, "object": "chat.completion", "choices": [choice]}

@@ -69,6 +69,17 @@ class AskResponse(BaseModel):
         "empty, too-long, echo or no-valid-citation); generated: why it stopped before the server's reply ended "
         "(llm-timeout, llm-error, refusal, too-long or echo), its checked text kept; null otherwise"
     )
+    confidence: float | None = Field(
+        description="the calibrated probability (0-1) that the first citation answers the question; calibrated by "
+        "training/confidence.py on public QA sets in seven languages (SQuAD 2.0, XQuAD-R, PIAF, MLQA, CMRC 2018, "
+        "DRCD, ARCD) with answerable, answer-sentence-removed and out-of-corpus questions (docs/answer-quality.md); "
+        "null when the model has no calibration or the message was not searched (chit-chat, no letter or digit)",
+    )
+    outcome: Literal["answer", "closest", "none"] = Field(
+        description="answer: the citations answer the question (abstained false); closest: the documents may not "
+        "say this directly, and the closest passage is offered as such (abstained true, the nearest sentences "
+        "cited); none: the documents do not say (abstained true, nothing cited)"
+    )
 
 
 class DocumentOut(BaseModel):

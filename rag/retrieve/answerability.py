@@ -17,7 +17,10 @@ Measured on SQuAD 2.0 and XQuAD-R (README, "Answerability"), a threshold fitted 
 holds on others; a margin over background sentences, the corpus's own score distribution,
 IDF-weighted coverage or a logistic combination did no better.
 
-A model without fitted thresholds falls back to the margin over the background sentences.
+Whether to answer is then decided by a calibrated probability that the first candidate answers
+(``confidence.py``): an answer when it reaches the bar for the target precision, the closest
+passage when it reaches a lower one. A model without a calibration decides by the clearance alone;
+one without fitted thresholds falls back to the margin over the background sentences.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ CLOSEST_MARGIN = -0.04
 class Decision:
     answer: bool
     show_closest: bool  # when abstaining: the nearest sentences are close enough for a reader to judge
+    confidence: float | None = None  # the calibrated probability that the first candidate answers
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,11 @@ class Thresholds:
         dense_gap = float(spec["dense_same_language"]) - float(spec["dense_other_language"])
         return cls(float(spec["same_language"]), float(spec["other_language"]), dense_gap)
 
+    def same_share(self, threshold: float) -> float:
+        """The probability of a shared language that gave a candidate ``threshold``."""
+        span = self.same_language - self.other_language
+        return (threshold - self.other_language) / span if span else 0.5
+
     def threshold(self, same: float) -> float:
         """``same``: the probability that the question is in the language of the sentence's document."""
         return self.other_language + same * (self.same_language - self.other_language)
@@ -71,12 +80,29 @@ class Thresholds:
         )
 
 
-def decide(retrieval: Retrieval, fitted: bool) -> Decision:
+@dataclass(frozen=True)
+class Bars:
+    """The calibrated probabilities from which the product answers, and shows the closest passage."""
+
+    answer: float
+    closest: float
+
+
+def decide(
+    retrieval: Retrieval,
+    fitted: bool,
+    confidence: float | None = None,
+    bars: Bars | None = None,
+    first_asks: bool = False,
+) -> Decision:
     """``fitted``: the retrieval was ranked against fitted thresholds; else the margin over the
-    background sentences decides."""
+    background sentences decides. With a ``confidence`` and its ``bars``, they decide, except
+    that a first sentence that ``asks`` a question states no answer: the closest passage at most."""
     if not retrieval.ranked:
         return Decision(answer=False, show_closest=False)
     if not fitted:
         return Decision(retrieval.margin >= ANSWER_MARGIN, retrieval.margin >= CLOSEST_MARGIN)
+    if confidence is not None and bars is not None:
+        return Decision(confidence >= bars.answer and not first_asks, confidence >= bars.closest, confidence)
     clearance = retrieval.clearance
     return Decision(answer=clearance >= 0, show_closest=clearance >= -CLOSEST_GAP)

@@ -75,24 +75,48 @@
     return link;
   }
 
+  // "answer", "closest" (the closest passage, offered as such) or "none" (not in the documents).
+  function outcomeOf(answer) {
+    if (answer.outcome) return answer.outcome;
+    if (!answer.abstained) return "answer";
+    return answer.citations.length ? "closest" : "none";
+  }
+
+  // The calibrated probability that the first citation answers, quietly; nothing without one.
+  function confidence(item, answer) {
+    if (typeof answer.confidence !== "number") return;
+    const line = element("p", "confidence", `Confidence ${answer.confidence.toFixed(2)}`);
+    line.title = "The calibrated probability that the first citation answers the question";
+    item.append(line);
+  }
+
   function showAnswer(item, answer) {
     const text = item.querySelector(".text");
     text.textContent = "";
-    if (answer.abstained) {
+    const outcome = outcomeOf(answer);
+    item.dataset.outcome = outcome;
+    if (outcome === "none") {
       item.className = "turn answer abstained";
       item.dataset.abstained = "true";
       item.querySelector(".who").textContent = "Not in the documents";
       text.textContent = answer.answer;
-      if (answer.citations.length) {
-        const list = element("ul", "closest");
-        for (const citation of answer.citations) {
-          const entry = element("li");
-          entry.append(marker(citation, "Passage"), " ", passage(citation), " ",
-            element("cite", "source", titleOf(citation.document)));
-          list.append(entry);
-        }
-        item.append(element("p", "closest-heading", "Closest passages"), list);
+      return;
+    }
+    if (outcome === "closest") {
+      item.className = "turn answer abstained closest";
+      item.dataset.abstained = "true";
+      item.querySelector(".who").textContent = "Closest passage";
+      text.textContent = answer.answer;
+      const list = element("ul", "closest");
+      for (const citation of answer.citations) {
+        const entry = element("li");
+        entry.append(marker(citation, "Passage"), " ", passage(citation), " ",
+          element("cite", "source", titleOf(citation.document)));
+        list.append(entry);
       }
+      const heading = answer.citations.length === 1 ? "Closest passage" : "Closest passages";
+      item.append(element("p", "closest-heading", heading), list);
+      confidence(item, answer);
       return;
     }
     item.className = "turn answer";
@@ -132,6 +156,7 @@
       sources.append(entry);
     }
     item.append(sources);
+    confidence(item, answer);
   }
 
   function shownArticle() {
