@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,7 +68,9 @@ def _llm_api_key(raw: str | None) -> str | None:
     return raw
 
 
-def _seconds(name: str, default: float) -> float:
+def _number(name: str, default: float, valid: Callable[[float], bool], expected: str) -> float:
+    """A number from the environment, or ``default`` when unset; one that is not ``valid`` is
+    refused in one line saying what is ``expected``."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -76,23 +78,18 @@ def _seconds(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise RagError(f"{name} must be a positive number of seconds, not {raw!r}")
+    if not valid(value):
+        raise RagError(f"{name} must be {expected}, not {raw!r}")
     return value
+
+
+def _seconds(name: str, default: float) -> float:
+    return _number(name, default, lambda v: math.isfinite(v) and v > 0, "a positive number of seconds")
 
 
 def _share(name: str, default: float) -> float:
     """A proportion strictly between 0 and 1, such as a target precision."""
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < 1:
-        raise RagError(f"{name} must be a number between 0 and 1 (such as 0.9), not {raw!r}")
-    return value
+    return _number(name, default, lambda v: 0 < v < 1, "a number between 0 and 1 (such as 0.9)")
 
 
 def choose(name: str, value: str, choices: Collection[str]) -> str:

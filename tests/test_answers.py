@@ -160,7 +160,7 @@ def test_rag_eval_prints_the_figures_and_exits_non_zero_below_a_bar(engine):
     for label in (*labels, "abstention recall", "latency"):
         assert re.search(rf"^{label} +\S", result.stdout, re.MULTILINE), label
     misses = re.findall(
-        r"^miss: '(.+?)' wanted .+; got (?:not in the documents$|(?:closest passage: )?\[1\] sentence \d+: )",
+        r"^miss: (['\"]).+?\1 wanted .+; got (?:not in the documents$|(?:closest passage: )?\[1\] sentence \d+: )",
         result.stdout,
         re.MULTILINE,
     )
