@@ -39,13 +39,13 @@ def first_is_expected(outcome) -> bool:
 def test_dev_questions_are_answered_from_the_right_sentence_or_offered_as_the_closest(dev_report):
     """Floors are what was measured with the shipped calibration (training/confidence.py, which
     never reads these sets) at the default target precision: 13 of 18 answered confidently, each
-    from the right sentence; the right sentence first for 16 of 18, answered or offered as the
+    from the right sentence; the right sentence first for 17 of 18, answered or offered as the
     closest passage; no off-topic question answered."""
     answerable = dev_report.answerable
     assert len(answerable) == 18 and len(dev_report.unanswerable) == 6
     assert dev_report.answered >= 13
     assert all(o.rank == 1 for o in answerable if not o.answer.abstained), "every answer cites the right sentence"
-    assert sum(first_is_expected(o) for o in answerable) >= 16
+    assert sum(first_is_expected(o) for o in answerable) >= 17
     assert all(o.answer.abstained for o in dev_report.unanswerable)
     assert all(o.answer.confidence is not None and 0 <= o.answer.confidence <= 1 for o in dev_report.outcomes)
 
@@ -77,8 +77,8 @@ def test_our_own_questions_hold_their_measured_level(engine):
     looking at the scores; the floors are what was measured when the calibration was fitted."""
     report = evaluate(read_questions(EVAL / "extra.jsonl"), engine.answer)
     assert sum(first_is_expected(o) for o in report.answerable) >= 24
-    assert report.answered >= 22
-    assert sum(o.rank == 1 for o in report.answerable) >= 21
+    assert report.answered >= 23
+    assert sum(o.rank == 1 for o in report.answerable) >= 22
     assert all(o.answer.abstained for o in report.unanswerable)
 
 
