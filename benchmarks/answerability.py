@@ -17,6 +17,8 @@ None of these questions was fitted on (training/confidence.py fits on other arti
 - XQuAD-R en→de, en→es, en→en: articles 0-19 of eval/xquad-r/{de,es,en}.json indexed but for 2
   and 11; English questions about 0-10 (answerable; 12-19 are the calibration's) and about 2
   and 11 (out of corpus);
+- Normans alone (en): XQuAD-R's article 2, SQuAD 2.0's dev article "Normans", indexed alone;
+  its English questions (answerable) and article 11's (out of corpus);
 - SQuAD 2.0: the 10 articles of eval/squad2/train-subset.json indexed together; --per-article
   answerable questions of each odd-numbered article (the even ones are fitted on), asked as they
   are, then with their paragraph removed from the index (near-topic), then with their whole
@@ -64,6 +66,7 @@ KINDS = ("off-topic", "near-topic", "out-of-corpus", "paragraph-removed", "adver
 XQUAD_INDEXED = 20  # articles 0-19 indexed, but for the out-of-corpus ones
 XQUAD_OUT = (2, 11)  # not indexed: their questions are out of corpus
 XQUAD_ASKED = 11  # questions about articles below this are asked (12-19 are the calibration's)
+NORMANS = 2  # XQuAD-R's article 2 is SQuAD 2.0's dev article "Normans"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +145,19 @@ def xquad_cases(corpus: str) -> tuple[list[str], list[Case]]:
                 right = holds_answer(article_id(indexed.index(number)), q["answers"])
                 cases.append(Case(dataset, english[q["id"]], "answerable", dataset, right))
     return [articles[n].text for n in indexed], cases
+
+
+def normans_cases() -> tuple[list[str], list[Case]]:
+    """XQuAD-R's article 2, SQuAD 2.0's dev article "Normans" (an outside evaluation's; never
+    fitted on), indexed alone in English: its English questions, and article 11's (out of corpus)."""
+    articles = read_squad(EVAL / "xquad-r" / "en.json")
+    dataset = "Normans alone (en)"
+    cases = [
+        Case(dataset, q["question"], "answerable", "normans", holds_answer(article_id(0), q["answers"]))
+        for q in articles[NORMANS].questions
+    ]
+    cases += [Case(dataset, q["question"], "out-of-corpus", "normans") for q in articles[11].questions]
+    return [articles[NORMANS].text], cases
 
 
 def squad_cases(per_article: int) -> tuple[list[str], list[Case]]:
@@ -243,6 +259,9 @@ def main() -> None:
             texts, more = xquad_cases(corpus)
             indexes[f"XQuAD-R en→{corpus}"] = build(engine_for, f"xquad-{corpus}", texts, work)
             cases += more
+        texts, more = normans_cases()
+        indexes["normans"] = build(engine_for, "normans", texts, work)
+        cases += more
         texts, more = squad_cases(args.per_article)
         indexes["squad"] = build(engine_for, "squad", texts, work)
         cases += more

@@ -78,6 +78,7 @@ class Engine:
         self.settings = settings
         self._embedder = embedder  # tests pass a loaded one; otherwise built on first use
         self._index: LoadedIndex | None = None
+        _ = self.bars  # a target precision the calibration does not reach is refused at once
 
     @property
     def embedder(self) -> Embedder:

@@ -145,3 +145,15 @@ def test_a_first_sentence_that_asks_is_at_most_the_closest_passage():
     bars = Bars(answer=0.5, closest=0.1)
     decision = decide(found, True, 0.9, bars, first_asks=True)
     assert not decision.answer and decision.show_closest
+
+
+def test_an_engine_with_an_unreached_target_precision_is_refused_before_it_reads_anything(tmp_path):
+    from rag.engine import Engine
+
+    from .conftest import FakeEmbedder
+
+    settings = Settings(index_dir=tmp_path / "index", confident_precision=0.97)
+    with pytest.raises(RagError, match=r"RAG_CONFIDENT_PRECISION=0\.97 is above what the calibration reaches"):
+        Engine(settings, embedder=FakeEmbedder())
+    assert not (tmp_path / "index").exists()
+    assert Engine(Settings(index_dir=tmp_path / "index"), embedder=FakeEmbedder()).bars.answer < 1

@@ -32,7 +32,7 @@ class Answer:
     mode: str = "extractive"  # "generated": written by an LLM server from the cited sentences
     reason: str | None = None  # why an answer meant to be generated is extractive ("llm-timeout", ...)
     # The calibrated probability that the first citation answers the question (None: no
-    # calibration for the model, or nothing to cite).
+    # calibration for the model, or the message was not searched, as chit-chat is not).
     confidence: float | None = None
 
     @property

@@ -13,7 +13,7 @@ documents in the question's language; without it, an English question about the 
 article inside benchmarks/scale.py's 100,000 mostly English sentences found the right sentence
 first for 14 of 18 dev questions, with it 16 (README, "A 100,000-sentence corpus end to end").
 
-Measured on SQuAD 2.0 and XQuAD-R (README, "Answerability"), a threshold fitted on some corpora
+Measured on SQuAD 2.0 and XQuAD-R (docs/answer-quality.md, "Earlier findings"), a threshold fitted on some corpora
 holds on others; a margin over background sentences, the corpus's own score distribution,
 IDF-weighted coverage or a logistic combination did no better.
 

@@ -3,7 +3,7 @@
 Dense search over the pooled vectors (the vector index) proposes candidates; late interaction re-scores
 them: each question token takes its best cosine among the sentence's tokens, and the sentence
 scores the mean of those (MaxSim, as in ColBERT). On our question sets this finds the right
-sentence first for 41 of 45 questions where pooled cosine finds 37 (README, "Answer quality").
+sentence first for 41 of 45 questions where pooled cosine finds 37 (docs/answer-quality.md, "Earlier findings").
 
 The same score against background sentences on unrelated subjects is the answerability fallback
 for a model without fitted thresholds (``answerability.py``): a question the index answers
