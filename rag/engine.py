@@ -33,7 +33,7 @@ from .ingest.loaders import LOADERS
 from .ingest.segment import SEGMENTER
 from .retrieve.answerability import Bars, Thresholds, decide
 from .retrieve.background import background_sentences
-from .retrieve.confidence import Calibration, Evidence, asks
+from .retrieve.confidence import Calibration, Evidence, cannot_state
 from .retrieve.late_interaction import LanguageSplit, Retrieval, retrieve
 from .settings import INDEX_TYPES, Settings, choose
 from .store import reuse
@@ -399,8 +399,8 @@ class Engine:
             *self._calibration(text, index),
         )
         confidence = self._confidence(text, retrieval, encoded.vectors[0], index)
-        first_asks = bool(retrieval.ranked) and asks(index.sentence_text(index.sentences[retrieval.ranked[0].row]))
-        decision = decide(retrieval, self.thresholds is not None, confidence, self.bars, first_asks)
+        first = index.sentence_text(index.sentences[retrieval.ranked[0].row]) if retrieval.ranked else ""
+        decision = decide(retrieval, self.thresholds is not None, confidence, self.bars, cannot_state(text, first))
         return self.answerer.answer(text, retrieval, decision, index, limit, history)
 
     def _confidence(

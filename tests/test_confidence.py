@@ -7,7 +7,7 @@ import pytest
 
 from rag.errors import RagError
 from rag.retrieve.answerability import Bars, decide
-from rag.retrieve.confidence import FEATURES, Calibration, Evidence, asks, holds_numeral
+from rag.retrieve.confidence import FEATURES, Calibration, Evidence, asks, cannot_state, holds_numeral
 from rag.retrieve.late_interaction import Retrieval, Scored
 from rag.settings import DEFAULT_MODEL, Settings
 
@@ -140,10 +140,25 @@ def test_a_sentence_that_asks_is_told(text, asking):
     assert asks(text) is asking
 
 
-def test_a_first_sentence_that_asks_is_at_most_the_closest_passage():
+@pytest.mark.parametrize(
+    ("question", "sentence", "cannot"),
+    [
+        ("Which features came with Notes 5.2?", "Notes 5.3 is a feature release.", True),
+        ("¿Cuántos socios tenía en 2020?", "En 2025 contaba con 412 socios.", True),
+        ("How many passengers in 2025?", "En 2025, la ligne a transporté 612 000 voyageurs.", False),
+        ("What did Putin demand?", "M. Poutine a demandé que l’Ukraine soit exclue de l’OTAN.", False),
+        ("Was kostet das?", "Wie viel kostet das?", True),  # it asks
+        ("Wann wurde die Brücke 1964 gebaut?", "Die Brücke wurde ١٩٦٤ gebaut.", False),  # digits of any script
+    ],
+)
+def test_a_sentence_that_asks_or_lacks_the_questions_number_cannot_state_the_answer(question, sentence, cannot):
+    assert cannot_state(question, sentence) is cannot
+
+
+def test_a_first_sentence_that_cannot_state_the_answer_is_at_most_the_closest_passage():
     found = Retrieval(np.zeros((1, 4)), [scored(0.8)])
     bars = Bars(answer=0.5, closest=0.1)
-    decision = decide(found, True, 0.9, bars, first_asks=True)
+    decision = decide(found, True, 0.9, bars, cannot_state=True)
     assert not decision.answer and decision.show_closest
 
 

@@ -93,16 +93,16 @@ def decide(
     fitted: bool,
     confidence: float | None = None,
     bars: Bars | None = None,
-    first_asks: bool = False,
+    cannot_state: bool = False,
 ) -> Decision:
     """``fitted``: the retrieval was ranked against fitted thresholds; else the margin over the
     background sentences decides. With a ``confidence`` and its ``bars``, they decide, except
-    that a first sentence that ``asks`` a question states no answer: the closest passage at most."""
+    that a first sentence that ``cannot_state`` the answer is the closest passage at most."""
     if not retrieval.ranked:
         return Decision(answer=False, show_closest=False)
     if not fitted:
         return Decision(retrieval.margin >= ANSWER_MARGIN, retrieval.margin >= CLOSEST_MARGIN)
     if confidence is not None and bars is not None:
-        return Decision(confidence >= bars.answer and not first_asks, confidence >= bars.closest, confidence)
+        return Decision(confidence >= bars.answer and not cannot_state, confidence >= bars.closest, confidence)
     clearance = retrieval.clearance
     return Decision(answer=clearance >= 0, show_closest=clearance >= -CLOSEST_GAP)

@@ -65,6 +65,14 @@ def asks(text: str) -> bool:
     return _ASKS.search(text) is not None
 
 
+def cannot_state(question: str, sentence: str) -> bool:
+    """Whether ``sentence`` cannot state the answer to ``question``, however well it matches: it
+    asks a question itself, or it lacks a number the question names ("5.2" asked, "5.3" stated;
+    "in 2020" asked, 2025 stated). Measured on the cases kept for reporting, the confident answers
+    lacking one of the question's numbers were wrong 26 times in 28 (docs/answer-quality.md)."""
+    return asks(sentence) or bool(numbers(question) - numbers(sentence))
+
+
 def numbers(text: str) -> set[int]:
     """The runs of digits in ``text``, as numbers (any script's digits): "5.3.2" is {5, 3, 2}."""
     return {int(run) for run in _DIGITS.findall(text)}
