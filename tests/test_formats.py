@@ -141,6 +141,30 @@ def test_pdf_text_comes_with_its_pages_and_lines_joined_into_sentences(tmp_path)
     assert texts[-1] == "On the second page, the authors recommend cutting emissions quickly to save the remaining ice."
 
 
+def test_numbered_headings_of_a_pdf_stand_alone(tmp_path):
+    pages = [
+        ("Regional line: report 2025", []),
+        (None, ["Regional observatory, published in March 2026"]),
+        (None, ["1. Presentation"]),
+        (None, ["The line links the town to the plateau over 74 kilometres. It reopened on 7 July 2024."]),
+    ]
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    for heading, paragraphs in pages:
+        for line in [heading, *paragraphs] if heading else paragraphs:
+            pdf.cell(text=line, new_x="LMARGIN", new_y="NEXT")
+    path = tmp_path / "report.pdf"
+    pdf.output(str(path))
+    document = read_document(path)
+    assert [text for text, _ in headings_of(document)] == [
+        "Regional line: report 2025",
+        "Regional observatory, published in March 2026",
+        "1. Presentation",
+    ]
+    assert sentences_of(document)[0] == "The line links the town to the plateau over 74 kilometres."
+
+
 def test_a_pdf_without_a_title_takes_its_first_heading(tmp_path):
     assert read_document(write_pdf(tmp_path / "untitled.pdf", title=None)).title == "Glaciers of the Alps"
 

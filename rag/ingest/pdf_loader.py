@@ -12,8 +12,14 @@ from .layout import Extracted, Layout
 
 _ENDS_SENTENCE = tuple(".!?:;…»”\"'")
 # A line much shorter than the page's longest ends its paragraph (its last line), or stands
-# alone (a heading) when it does not end a sentence and the next line starts a new one.
+# alone (a heading) when it does not end a sentence and the next line starts a new one: with a
+# capital, or with a digit, as a numbered heading does ("1. Présentation"); else a report's
+# subtitle and its first heading were glued to the first sentence of the text.
 _SHORT_LINE = 0.75
+
+
+def _starts_anew(line: str) -> bool:
+    return line[:1].isupper() or line[:1].isdigit()
 
 
 def _add_page(layout: Layout, text: str) -> None:
@@ -33,7 +39,7 @@ def _add_page(layout: Layout, text: str) -> None:
             continue
         following = lines[number + 1] if number + 1 < len(lines) else ""
         short = len(line) < _SHORT_LINE * width
-        if short and not paragraph and not line.endswith(_ENDS_SENTENCE) and following[:1].isupper():
+        if short and not paragraph and not line.endswith(_ENDS_SENTENCE) and _starts_anew(following):
             flush()
             layout.heading(line, level=2)
             continue
