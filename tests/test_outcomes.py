@@ -126,7 +126,9 @@ def test_the_page_shows_the_closest_passage_as_such(made):
     turn = turn_of(form(client, "closest please"))
     assert 'class="turn answer abstained closest" data-abstained="true" data-outcome="closest"' in turn
     assert '<p class="who">Closest passage</p>' in turn and "Not in the documents" not in turn
-    assert "The documents may not say this directly; the closest passage is: " in turn
+    # Said once, then the passages with their markers: the answer's wording would repeat the first.
+    assert '<p class="text">The documents may not say this directly.</p>' in turn
+    assert turn.count(f">{answers['closest'].citations[0].text}</span>") == 1
     heading = "Closest passage" if len(answers["closest"].citations) == 1 else "Closest passages"
     assert f'<p class="closest-heading">{heading}</p>' in turn
     assert turn.count("data-citation=") == len(answers["closest"].citations)

@@ -364,7 +364,8 @@ def check_turn(turn, body):
         assert who == "closest passage" and "closest" in turn.get_attribute("class").split()
         heading = "Closest passage" if len(body["citations"]) == 1 else "Closest passages"
         assert turn.locator(".closest-heading").inner_text() == heading
-        assert turn.locator(".text").inner_text().startswith("The documents may not say this directly")
+        assert turn.locator(".text").inner_text() == "The documents may not say this directly."
+        assert turn.inner_text().count(body["citations"][0]["text"]) == 1, "the first passage shown once"
         assert turn.locator(".closest li").count() == len(body["citations"])
     else:
         assert who != "not in the documents" and turn.locator(".closest-heading").count() == 0

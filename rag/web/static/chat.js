@@ -75,6 +75,8 @@
     return link;
   }
 
+  const MAY_NOT_SAY = "The documents may not say this directly.";
+
   // "answer", "closest" (the closest passage, offered as such) or "none" (not in the documents).
   function outcomeOf(answer) {
     if (answer.outcome) return answer.outcome;
@@ -106,7 +108,8 @@
       item.className = "turn answer abstained closest";
       item.dataset.abstained = "true";
       item.querySelector(".who").textContent = "Closest passage";
-      text.textContent = answer.answer;
+      // The passages follow as a list with their markers; the answer's own wording would repeat the first.
+      text.textContent = MAY_NOT_SAY;
       const list = element("ul", "closest");
       for (const citation of answer.citations) {
         const entry = element("li");
