@@ -3,7 +3,7 @@ what the product's retrieval finds (its first candidates, their scores, threshol
 per-token coverage and text), whether each candidate holds the answer, and the question's pooled
 vector. Writes WORK/cases.jsonl and WORK/questions.npy; training/confidence.py fits on them.
 
-    .venv/bin/python training/confidence_data.py --train-dir DIR --work WORK   # about 15 minutes
+    .venv/bin/python training/confidence_data.py --train-dir DIR --work WORK   # about 3 minutes
 
 DIR holds the public QA sets described in the team's shared train/README.md (PIAF, MLQA de,
 CMRC 2018, DRCD, ARCD; each folder's SOURCE.md names its origin and licence). The repository's
