@@ -84,6 +84,16 @@ def test_a_clear_lead_is_surer_than_a_near_tie(shipped):
     assert 0 <= far < tied < clear <= 1
 
 
+def test_the_lead_is_measured_against_the_best_clearance_of_the_others(shipped):
+    """Ranked by raw score, the second candidate may stand under another language's higher
+    threshold: the lead is over the candidate that clears best, wherever it ranks."""
+    first = scored(0.653, threshold=0.673)
+    higher_bar = scored(0.626, threshold=0.734)  # second by score, far below its own threshold
+    close = scored(0.615, threshold=0.673)  # third by score, 0.038 behind in clearance
+    alone = shipped.probability(evidence(first, close))
+    assert shipped.probability(evidence(first, higher_bar, close)) == pytest.approx(alone, abs=0.02)
+
+
 def test_a_question_that_wants_a_number_is_less_sure_of_a_sentence_without_one(shipped):
     ranked = (scored(0.80), scored(0.74))
     with_number = shipped.probability(evidence(*ranked, text="Il a demandé 30 jours.", wants_number=0.95))

@@ -103,8 +103,11 @@ def _coverage(evidence: Evidence) -> np.ndarray:
 
 
 def _gap(evidence: Evidence) -> float:
+    """How far the first candidate clears its threshold beyond the best of the others. Not the
+    second in rank: candidates are ranked by raw score, and one in another language under a higher
+    threshold would make a lead that is not there (an off-topic question over six languages)."""
     ranked = evidence.retrieval.ranked
-    return ranked[0].clearance - ranked[1].clearance if len(ranked) > 1 else 0.1
+    return ranked[0].clearance - max(s.clearance for s in ranked[1:]) if len(ranked) > 1 else 0.1
 
 
 def _numbers_missing(evidence: Evidence) -> float:
