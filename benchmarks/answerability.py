@@ -77,6 +77,7 @@ class Case:
     index: str  # key into the run's indexes
     right: Callable[[Citation], bool] | None = None  # does a citation answer it (answerable only)
     removed: tuple[str, int, int] | None = None  # (document, start, end) taken out of the index first
+    language: str = ""  # the question's language, where its set says (--by-language)
 
 
 def holds_answer(document: str, spans: list[tuple[int, int]]) -> Callable[[Citation], bool]:
@@ -107,14 +108,15 @@ def without(index: LoadedIndex, removed: tuple[str, int, int]) -> LoadedIndex:
 def bundled_cases() -> list[Case]:
     cases = []
     for name in ("dev.jsonl", "dev_offtopic.jsonl", "extra.jsonl", "dev_neartopic.jsonl"):
-        for question in read_questions(EVAL / name):
-            if question.expect:
-                cases.append(
-                    Case("bundled (fr)", question.text, "answerable", "bundled", holds_substring(question.expect))
-                )
+        for line in (EVAL / name).read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            language = item.get("lang", "")
+            if item.get("expect"):
+                right = holds_substring(item["expect"])
+                cases.append(Case("bundled (fr)", item["question"], "answerable", "bundled", right, language=language))
             else:
                 kind = "near-topic" if name == "dev_neartopic.jsonl" else "off-topic"
-                cases.append(Case("bundled (fr)", question.text, kind, "bundled"))
+                cases.append(Case("bundled (fr)", item["question"], kind, "bundled", language=language))
     for question in read_questions(EVAL / "chitchat_test.jsonl"):
         cases.append(Case("bundled (fr)", question.text, "chit-chat", "bundled"))
     return cases
@@ -127,7 +129,7 @@ def own_cases() -> list[Case]:
     for line in (EVAL / "own" / "questions.jsonl").read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
         right = holds_substring(item["expect"]) if item.get("expect") else None
-        cases.append(Case("own documents", item["question"], item["kind"], "own", right))
+        cases.append(Case("own documents", item["question"], item["kind"], "own", right, language=item["lang"]))
     return cases
 
 
@@ -191,11 +193,15 @@ def dense_answer(engine: Engine, index: LoadedIndex, question: str) -> tuple[flo
     return float(scores[0][0]), citation
 
 
-def table(results: list[tuple[Case, str, bool, float]]) -> tuple[str, dict]:
-    """Rows by data set; each result is (case, outcome, first citation right, seconds)."""
+def table(results: list[tuple[Case, str, bool, float]], by_language: bool = False) -> tuple[str, dict]:
+    """Rows by data set (and question language, where the set says); each result is (case,
+    outcome, first citation right, seconds)."""
     by_dataset: dict[str, list] = defaultdict(list)
     for result in results:
-        by_dataset[result[0].dataset].append(result)
+        case = result[0]
+        by_dataset[case.dataset + (f", {case.language} questions" if by_language and case.language else "")].append(
+            result
+        )
     header = f"{'data set':<22} {'n':>5} {'hit@1':>6} {'covered':>8} {'precision':>9} {'shown right':>11}" + "".join(
         f" {kind:>20}" for kind in KINDS
     )
@@ -204,15 +210,17 @@ def table(results: list[tuple[Case, str, bool, float]]) -> tuple[str, dict]:
         answerable = [(outcome, right) for case, outcome, right, _ in rows if case.kind == "answerable"]
         confident = [(case, right) for case, outcome, right, _ in rows if outcome == "answer"]
         n = len(answerable)
+
+        def share(count: int, whole: int) -> float | None:
+            return count / whole if whole else None
+
         row = {
             "answerable": n,
-            "hit1": sum(r for _, r in answerable) / n,
-            "covered": sum(o == "answer" for o, _ in answerable) / n,
-            "precision": sum(r and c.kind == "answerable" for c, r in confident) / len(confident)
-            if confident
-            else None,
+            "hit1": share(sum(r for _, r in answerable), n),
+            "covered": share(sum(o == "answer" for o, _ in answerable), n),
+            "precision": share(sum(r and c.kind == "answerable" for c, r in confident), len(confident)),
             "confident": len(confident),
-            "shown_right": sum(r and o != "none" for o, r in answerable) / n,
+            "shown_right": share(sum(r and o != "none" for o, r in answerable), n),
             "ms_per_question": 1000 * float(np.median([seconds for *_, seconds in rows])),
         }
         cells = []
@@ -226,10 +234,11 @@ def table(results: list[tuple[Case, str, bool, float]]) -> tuple[str, dict]:
             row[kind] = {**mix, "n": len(outcomes)}
             cells.append(f" {mix['answer']:.2f}/{mix['closest']:.2f}/{mix['none']:.2f} ({len(outcomes):>4})")
         figures[dataset] = row
-        precision = "–" if row["precision"] is None else f"{row['precision']:.3f}"
+        shown = {key: "–" if row[key] is None else f"{row[key]:.3f}" for key in ("hit1", "covered", "precision")}
+        right = "–" if row["shown_right"] is None else f"{row['shown_right']:.3f}"
         lines.append(
-            f"{dataset:<22} {n:>5} {row['hit1']:>6.3f} {row['covered']:>8.3f} {precision:>9}"
-            f" {row['shown_right']:>11.3f}" + "".join(cells)
+            f"{dataset:<22} {n:>5} {shown['hit1']:>6} {shown['covered']:>8} {shown['precision']:>9} {right:>11}"
+            + "".join(cells)
         )
     return "\n".join(lines), figures
 
@@ -238,6 +247,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-article", type=int, default=40, help="answerable SQuAD 2.0 questions per article")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--by-language", action="store_true", help="rows by question language where a set says")
     args = parser.parse_args()
     started = time.perf_counter()
     base = Settings.from_env()
@@ -287,8 +297,8 @@ def main() -> None:
     calibration = sorted(c for case, c, _ in dense if case.dataset.startswith("SQuAD") and case.kind == "answerable")
     cut = calibration[int(0.10 * len(calibration))]
     dense_results = [(case, "none" if cosine < cut else "answer", right, 0.0) for case, cosine, right in dense]
-    ours_text, ours_figures = table(ours)
-    dense_text, dense_figures = table(dense_results)
+    ours_text, ours_figures = table(ours, args.by_language)
+    dense_text, dense_figures = table(dense_results, args.by_language)
     print(
         f"rag ({base.backend}, {base.answerer}, target precision {base.confident_precision});"
         " each unanswerable kind: confident/closest/none (n)"
