@@ -398,22 +398,23 @@ class Engine:
             earlier,
             *self._calibration(text, index),
         )
-        confidence = self._confidence(text, retrieval, encoded.vectors[0], index)
         first = index.sentence_text(index.sentences[retrieval.ranked[0].row]) if retrieval.ranked else ""
+        confidence = self._confidence(text, retrieval, first, encoded.vectors[0], index)
         decision = decide(retrieval, self.thresholds is not None, confidence, self.bars, cannot_state(text, first))
         return self.answerer.answer(text, retrieval, decision, index, limit, history)
 
     def _confidence(
-        self, question: str, retrieval: Retrieval, question_vector: np.ndarray, index: LoadedIndex
+        self, question: str, retrieval: Retrieval, first_text: str, question_vector: np.ndarray, index: LoadedIndex
     ) -> float | None:
-        """The calibrated probability that the first candidate answers (None without a calibration)."""
+        """The calibrated probability that the first candidate (its sentence ``first_text``) answers
+        (None without a calibration)."""
         if self.calibration is None or self.thresholds is None or not retrieval.ranked:
             return None
         first = retrieval.ranked[0]
         evidence = Evidence(
             question,
             retrieval,
-            index.sentence_text(index.sentences[first.row]),
+            first_text,
             index.holders([first.row])[0].language,
             self.thresholds.same_share(first.threshold),
             self.calibration.wants_number(question_vector),

@@ -70,12 +70,17 @@ def cannot_state(question: str, sentence: str) -> bool:
     asks a question itself, or it lacks a number the question names ("5.2" asked, "5.3" stated;
     "in 2020" asked, 2025 stated). Measured on the cases kept for reporting, the confident answers
     lacking one of the question's numbers were wrong 26 times in 28 (docs/answer-quality.md)."""
-    return asks(sentence) or bool(numbers(question) - numbers(sentence))
+    return asks(sentence) or bool(missing_numbers(question, sentence))
 
 
 def numbers(text: str) -> set[int]:
     """The runs of digits in ``text``, as numbers (any script's digits): "5.3.2" is {5, 3, 2}."""
     return {int(run) for run in _DIGITS.findall(text)}
+
+
+def missing_numbers(question: str, sentence: str) -> set[int]:
+    """The question's numbers that ``sentence`` does not hold."""
+    return numbers(question) - numbers(sentence)
 
 
 def holds_numeral(text: str, language: str | None = None) -> bool:
@@ -114,7 +119,7 @@ def _numbers_missing(evidence: Evidence) -> float:
     """The share of the question's numbers that the first sentence does not hold ("5.2" asked,
     "5.3" stated; "in 2020" asked, 2025 stated): 0 for a question without a number."""
     asked = numbers(evidence.question)
-    return len(asked - numbers(evidence.first_text)) / len(asked) if asked else 0.0
+    return len(missing_numbers(evidence.question, evidence.first_text)) / len(asked) if asked else 0.0
 
 
 def _rivals(evidence: Evidence) -> float:
