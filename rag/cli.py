@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag",
         description="Answer questions about news articles with their own sentences, cited.",
-        epilog="Settings come from RAG_* environment variables; see the README.",
+        epilog="Settings come from RAG_* environment variables; see docs/settings.md.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

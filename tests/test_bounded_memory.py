@@ -8,7 +8,7 @@ float16 copy and that copy's bytes). A loaded index holds neither its pooled vec
 index is memory-mapped) nor its sentences and texts (read from SQLite by row): a server on
 40,000 sentences with 117 MiB of pooled vectors grows by a few MiB when it loads them (143 MiB
 before). The real model's figures for 1, 5 and 20 MB of text are benchmarks/memory.py's
-(README, "Memory")."""
+(docs/performance.md, "Memory")."""
 
 import json
 import os

@@ -20,7 +20,8 @@ from rag.engine import Engine
 from .conftest import free_port
 
 pytestmark = pytest.mark.model
-REASONS = {"llm-timeout", "llm-error", "refusal", "empty", "too-long", "echo", "no-valid-citation"}  # README's table
+# The reasons docs/generation.md lists.
+REASONS = {"llm-timeout", "llm-error", "refusal", "empty", "too-long", "echo", "no-valid-citation"}
 STOPPED = {"llm-timeout", "llm-error", "refusal", "too-long", "echo"}  # a generated answer that stopped early
 
 SERVE = """

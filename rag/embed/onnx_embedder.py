@@ -19,7 +19,7 @@ from .onnx_model import read_onnx_model
 # One run's attention scores (12 heads, float32) take at most 25 MB where 32 rows of 512 took
 # 400. Texts of up to 128 tokens (most sentences) run 32 at a time as before: the int8 model
 # scales its activations per run, so a text's vectors depend slightly on the texts it runs with,
-# and 8 rows instead of 32 moved one dev answer (measured; README, "Memory").
+# and 8 rows instead of 32 moved one dev answer (measured; docs/performance.md, "Memory").
 ATTENTION_CELLS = 32 * 128 * 128
 
 

@@ -11,7 +11,7 @@ when the best one clears it. Pooled cosines have the same bias (0.047 at the sam
 a corpus of several languages dense search proposes its candidates with that handicap on the
 documents in the question's language; without it, an English question about the bundled French
 article inside benchmarks/scale.py's 100,000 mostly English sentences found the right sentence
-first for 14 of 18 dev questions, with it 16 (README, "A 100,000-sentence corpus end to end").
+first for 14 of 18 dev questions, with it 16 (docs/performance.md, "A 100,000-sentence corpus end to end").
 
 Measured on SQuAD 2.0 and XQuAD-R (docs/answer-quality.md, "Earlier findings"), a threshold fitted on some corpora
 holds on others; a margin over background sentences, the corpus's own score distribution,

@@ -27,7 +27,7 @@ CANDIDATES = 64  # sentences proposed by dense search for late-interaction scori
 # questions (weighted EARLIER_WEIGHT against the question's 1, the one before that half as much)
 # comes first. A question that stands on its own has one clear best and keeps it. Measured on
 # eval/dev_followups.jsonl (5/8 alone, 7/8 so) and on XQuAD-R questions asked after another one
-# (README, "Conversations").
+# (docs/http-api.md, "Conversations").
 EARLIER_WEIGHT = 0.5
 EARLIER_TIE = 0.02
 EARLIER_DECAY = 0.5
@@ -150,7 +150,7 @@ def retrieve(
     sentence in another language, the wrong ones too: on eval/own (six documents in six languages
     beside the bundled article) the right sentence came first for 41 of 65 questions, 44 by the
     raw score (45 and 43 with half and three quarters of the lift), and in the 100,000-sentence
-    corpus it gained nothing (README, "A 100,000-sentence corpus end to end"). Dense search
+    corpus it gained nothing (docs/performance.md, "A 100,000-sentence corpus end to end"). Dense search
     prefers the question's language too; with a ``split``, the candidates are the best by the
     handicapped dense score, from a search of each side, which did gain there."""
     count = min(CANDIDATES, vectors.count())

@@ -169,7 +169,7 @@ def _connect(uri: str, token: str):
             raise RagError(
                 f"the embedded Milvus database {uri} is open in another process (a running `rag serve`?); "
                 "stop it, add documents through that server, or serve Milvus to several processes "
-                "(README, Milvus)"
+                "(docs/model-and-index.md, 'Milvus')"
             ) from None
         raise RagError(f"cannot open Milvus at {uri}: {exc.message}") from None
 
