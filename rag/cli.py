@@ -78,14 +78,19 @@ def _print_text(text: str) -> None:
 
 
 def _print_answer(answer, written: bool = False) -> None:
-    """The answer for a person (unless ``written``: its text is out already, as it came) and its
-    confidence, then where each cited sentence is; for the closest passage (not a sure answer),
-    the cited sentences themselves too."""
+    """The answer for a person (unless ``written``: its text is out already, as it came), how a
+    follow-up was read and how much of a long conversation was cut, its confidence, then where
+    each cited sentence is; for the closest passage (not a sure answer), the cited sentences
+    themselves too."""
     if answer.reason and answer.mode == "generated":
         print(f"\nrag: the LLM server's answer stopped there ({answer.reason})", file=sys.stderr)
     elif answer.reason:  # RAG_LLM_URL is set, and the server's answer could not be used
         print(f"rag: the extractive answer, as the LLM server's could not be used ({answer.reason})", file=sys.stderr)
     print("" if written else answer.answer)
+    if answer.read_as:
+        print(f"(read as: {answer.read_as})")
+    if answer.history_cut:  # the conversation is read from its last turns, never cut silently
+        print(f"({_plural(answer.history_cut, 'earlier turn')} of the conversation left out or shortened)")
     closest = answer.outcome == "closest"
     if answer.confidence is not None and answer.outcome != "none":
         print(f"(confidence {answer.confidence:.2f})")
@@ -114,7 +119,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     as POST /api/ask answers it. Line editing and recall of earlier lines come from readline."""
     import readline  # noqa: F401 - input() gains line editing and history
 
-    from .answer.questions import MAX_ANSWER_CHARACTERS, MAX_TURNS, Turn
+    from .answer.questions import Turn
     from .errors import InputError
 
     engine = _engine()
@@ -133,13 +138,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not line.strip():
             continue
         try:
-            answer = engine.answer(line, args.top_k, history=history[-MAX_TURNS:], on_text=_print_text)
+            # The whole conversation: the engine reads its last turns, and the answer says what it cut.
+            answer = engine.answer(line, args.top_k, history=history, on_text=_print_text)
         except InputError as exc:
             print(f"rag: {exc}", file=sys.stderr)
             continue
         _print_answer(answer, written=answer.mode == "generated")
         print()
-        history += [Turn("user", line.strip()), Turn("assistant", answer.answer[:MAX_ANSWER_CHARACTERS])]
+        history += [Turn("user", line.strip()), Turn("assistant", answer.answer)]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 from .answer.base import Answer, Answerer
 from .answer.factory import create_answerer, create_writer
 from .answer.generative import AnswerWriter
-from .answer.questions import Turn, check_citation_limit, check_history, check_question, earlier_questions
+from .answer.questions import Turn, check_citation_limit, check_question, earlier_questions, fit_history
 from .answer.smalltalk import CHITCHAT, NO_CONTENT, ChitChatHead, has_content, plain_answer
 from .atomic import replace_file
 from .embed.base import Embedder
@@ -28,10 +28,10 @@ from .embed.factory import check_backend, create_embedder
 from .errors import IndexInvalidError, IndexMissingError, InputError, RagError, UnsupportedTypeError
 from .ingest.discover import kinds, load_documents
 from .ingest.document import Document, Skipped
-from .ingest.language import probabilities, sure_language
+from .ingest.language import english_name, probabilities, sure_language
 from .ingest.loaders import LOADERS
 from .ingest.segment import SEGMENTER
-from .retrieve.answerability import Bars, Thresholds, decide
+from .retrieve.answerability import Bars, Decision, Thresholds, decide
 from .retrieve.background import background_sentences
 from .retrieve.confidence import Calibration, Evidence, cannot_state
 from .retrieve.late_interaction import LanguageSplit, Retrieval, retrieve
@@ -46,6 +46,27 @@ from .store.tokens import TokenVectors
 UPLOADS = "uploads"  # folder of the index folder that keeps uploaded files
 MAX_UPLOAD_NAME = 200  # characters of an uploaded file's name
 TOKENIZED_AT_ONCE = 256  # texts counted per call when a build estimates its size on disk
+EARLIER_LOOKED_AT = 3  # the user's last turns searched for the question a follow-up leans on
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    vector: np.ndarray  # pooled
+    tokens: np.ndarray  # one row per token
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str  # the question as it was searched: alone, or after the earlier question
+    retrieval: Retrieval
+    decision: Decision
+
+    @property
+    def sureness(self) -> float:
+        """How sure the first sentence is: its calibrated confidence, else its clearance."""
+        confidence = self.decision.confidence
+        return confidence if confidence is not None else self.retrieval.clearance
 
 
 @dataclass(frozen=True)
@@ -352,7 +373,7 @@ class Engine:
         found = self.extract(question, top_k, index, history)
         if self.writer is None:
             return found
-        writing = partial(asyncio.run, self.writer.written(found, history, on_text))
+        writing = partial(asyncio.run, self.writer.written(found, fit_history(history).turns, on_text))
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # none in this thread, as in the command line
@@ -371,37 +392,86 @@ class Engine:
         sentences, or abstain; ``history`` holds the conversation's earlier turns, oldest first."""
         text = check_question(question)
         limit = check_citation_limit(top_k)
-        history = check_history(history)
-        earlier_texts = earlier_questions(history)
+        fitted = fit_history(history)
         index = self.index if index is None else index
+        answer = self._extract(text, limit, index, fitted.turns)
+        return replace(answer, resolved_question=answer.resolved_question or text, history_cut=fitted.cut)
+
+    def _extract(self, text: str, limit: int, index: LoadedIndex, history: list[Turn]) -> Answer:
         if not has_content(text):
             return plain_answer(text, NO_CONTENT)
         encoded = self.embedder.encode_queries([text])
-        if self.chitchat and self.chitchat.is_chitchat(text, encoded.vectors[0], self._encode_alone, index.vocabulary):
+        question = Query(text, encoded.vectors[0], encoded.tokens[0])
+        asked_before = any(has_content(earlier) for earlier in earlier_questions(history))
+        if self.chitchat and self.chitchat.is_chitchat(
+            text, question.vector, self._encode_alone, index.vocabulary, after_question=asked_before
+        ):
             return plain_answer(text, CHITCHAT)
-        question_tokens = encoded.tokens[0]
-        if not len(question_tokens):
+        if not len(question.tokens):
             raise InputError("the question has no words to search for")
+        reading = self._read(question, index)
+        # A follow-up ("and when was that?") is read with the conversation unless it is answered
+        # on its own: a self-contained question keeps its own answer.
+        if asked_before and not reading.decision.answer:
+            earlier = self._earlier_question(history, index)
+            if earlier is not None:
+                reading = self._follow_up(question, earlier, history, index, reading)
+        answer = self.answerer.answer(text, reading.retrieval, reading.decision, index, limit, history)
+        return replace(answer, resolved_question=reading.text)
+
+    def _follow_up(
+        self, question: Query, earlier: Query, history: list[Turn], index: LoadedIndex, alone: Reading
+    ) -> Reading:
+        """A follow-up read with the conversation: rewritten as a question that stands alone by
+        the LLM server when one is configured, else (or when it fails) read after ``earlier``
+        where that makes its first sentence surer than ``alone`` does."""
+        if self.writer is not None:
+            language = english_name(index.main_language) or "the language of the documents"
+            standalone = self.writer.standalone(question.text, history, language)
+            if standalone is not None:
+                encoded = self.embedder.encode_queries([standalone])
+                if len(encoded.tokens[0]):
+                    return self._read(Query(standalone, encoded.vectors[0], encoded.tokens[0]), index)
+        followed = self._read(question, index, earlier)
+        return followed if followed.sureness >= alone.sureness else alone
+
+    def _read(self, question: Query, index: LoadedIndex, earlier: Query | None = None) -> Reading:
+        """The question's retrieval and decision, read alone or with the ``earlier`` question."""
         # The background is scored only for the fallback decision (a model without thresholds).
         background = index.background if self.thresholds is None else None
-        earlier = []
-        useful = [t for t in earlier_texts if has_content(t)]  # one without a letter or digit tells nothing
-        if useful:
-            found = self.embedder.encode_queries(useful)
-            earlier = [(v, t) for v, t in zip(found.vectors, found.tokens, strict=True) if len(t)]
+        context = None if earlier is None else (earlier.vector, earlier.tokens)
         retrieval = retrieve(
-            encoded.vectors[0],
-            question_tokens,
+            question.vector,
+            question.tokens,
             index.vectors,
             index.tokens,
             background,
-            earlier,
-            *self._calibration(text, index),
+            context,
+            *self._calibration(question.text, index),
         )
         first = index.sentence_text(index.sentences[retrieval.ranked[0].row]) if retrieval.ranked else ""
-        confidence = self._confidence(text, retrieval, first, encoded.vectors[0], index)
-        decision = decide(retrieval, self.thresholds is not None, confidence, self.bars, cannot_state(text, first))
-        return self.answerer.answer(text, retrieval, decision, index, limit, history)
+        confidence = self._confidence(question.text, retrieval, first, question.vector, index)
+        decision = decide(
+            retrieval, self.thresholds is not None, confidence, self.bars, cannot_state(question.text, first)
+        )
+        text = question.text if earlier is None else f"{earlier.text} {question.text}"
+        return Reading(text, retrieval, decision)
+
+    def _earlier_question(self, history: list[Turn], index: LoadedIndex) -> Query | None:
+        """The user's most recent earlier question that was a question: one without a letter or
+        digit, or small talk ("thanks!"), tells a follow-up nothing; the last few are looked at."""
+        for text in earlier_questions(history)[:EARLIER_LOOKED_AT]:
+            if not has_content(text):
+                continue
+            encoded = self.embedder.encode_queries([text])
+            if not len(encoded.tokens[0]):
+                continue
+            if self.chitchat and self.chitchat.is_chitchat(
+                text, encoded.vectors[0], self._encode_alone, index.vocabulary
+            ):
+                continue
+            return Query(text, encoded.vectors[0], encoded.tokens[0])
+        return None
 
     def _confidence(
         self, question: str, retrieval: Retrieval, first_text: str, question_vector: np.ndarray, index: LoadedIndex

@@ -1,6 +1,7 @@
 """Answer quality with the real default model on the bundled article, in process."""
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from rag.answer.questions import Turn
 from rag.engine import Engine
 from rag.evaluation import evaluate, read_questions
 from rag.settings import Settings
@@ -18,6 +20,13 @@ from .conftest import REPO, SEEDS, model_cache_dir, retrain
 
 pytestmark = pytest.mark.model
 EVAL = REPO / "eval"
+ARTICLE = "000_8cb13a5d0c7818f1.txt"
+# Measured on eval/followups' 15 conversations on the article: the first sentence right for 6 of
+# the 12 answerable follow-ups (3 alone); 1 of the 3 unanswerable answered confidently ("¿y qué le
+# contestó Macron?" after a question on Zelensky cites Zelensky).
+FOLLOW_UPS_RIGHT = 6
+UNANSWERABLE_FOLLOW_UPS_ANSWERED = 1
+SELF_CONTAINED_CHANGED = 1  # measured: "Welche Waffenruhen wurden vereinbart?", not answered confidently alone
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +94,57 @@ def test_our_own_questions_hold_their_measured_level(engine):
 def test_follow_ups_are_resolved_by_the_conversation(engine):
     """eval/dev_followups.jsonl: the expected sentence first for 7 of 8 with the history (as
     answer, or as the closest passage), 5 of 8 for the question alone. Whether to answer is decided
-    on the follow-up alone, which rarely reaches confidence: 3 answered, each from the right sentence."""
+    on the reading with the conversation: 4 answered, each from the right sentence."""
     questions = read_questions(EVAL / "dev_followups.jsonl")
     report = evaluate(questions, engine.answer)
     assert sum(first_is_expected(o) for o in report.outcomes) >= 7
-    assert report.answered >= 3
+    assert report.answered >= 4
     assert all(o.rank == 1 for o in report.outcomes if not o.answer.abstained)
     alone = evaluate([dataclasses.replace(q, history=()) for q in questions], engine.answer)
     assert sum(first_is_expected(o) for o in alone.outcomes) <= 5, "the history did it"
+
+
+def play(engine, earlier: list[str], question: str):
+    """The answer to ``question`` after ``earlier`` were asked in turn, as a client sends them."""
+    history = []
+    for asked in earlier:
+        history += [Turn("user", asked), Turn("assistant", engine.answer(asked, history=history).answer)]
+    return engine.answer(question, history=history)
+
+
+def test_follow_ups_on_the_article_are_read_with_the_conversation(engine):
+    """eval/followups' conversations on the bundled article (played with the answers given): the
+    right sentence first more often than for the follow-up alone, no unanswerable follow-up answered
+    confidently, and the topic switches answered as when asked alone."""
+    items = [json.loads(line) for line in (EVAL / "followups" / "conversations.jsonl").read_text().splitlines()]
+    items = [item for item in items if item["doc"] == ARTICLE]
+    asked = [(item, play(engine, item["history"], item["question"]), engine.answer(item["question"])) for item in items]
+    answerable = [(item, read, alone) for item, read, alone in asked if item.get("expect")]
+    right = sum(
+        any(e in read.citations[0].text for e in item["expect"]) for item, read, _ in answerable if read.citations
+    )
+    right_alone = sum(
+        any(e in alone.citations[0].text for e in item["expect"]) for item, _, alone in answerable if alone.citations
+    )
+    assert right >= FOLLOW_UPS_RIGHT and right > right_alone, (right, right_alone)
+    sure = [item["question"] for item, read, _ in asked if not item.get("expect") and read.outcome == "answer"]
+    assert len(sure) <= UNANSWERABLE_FOLLOW_UPS_ANSWERED, sure
+    for item, read, alone in asked:
+        if item["kind"] == "topic-switch":
+            assert (read.citations[:1], read.outcome) == (alone.citations[:1], alone.outcome), item["question"]
+        if read.resolved_question != item["question"]:
+            assert read.resolved_question == f"{item['history'][-1]} {item['question']}"
+
+
+def test_a_self_contained_question_after_another_keeps_its_answer(engine):
+    """Each dev question asked after the one before it: answered as when asked alone."""
+    questions = [q.text for q in read_questions(EVAL / "dev.jsonl")]
+    changed = []
+    for earlier, question in itertools.pairwise(questions):
+        read, alone = play(engine, [earlier], question), engine.answer(question)
+        if (read.citations[:1], read.outcome) != (alone.citations[:1], alone.outcome):
+            changed.append(question)
+    assert len(changed) <= SELF_CONTAINED_CHANGED, changed
 
 
 def _figures(engine):

@@ -181,6 +181,32 @@ def test_rag_chat_answers_each_line_with_the_earlier_ones_as_history(index_dir, 
     assert out.count("> ") >= 5
 
 
+def test_rag_chat_says_how_a_follow_up_was_read_and_what_a_long_conversation_cut(index_dir, capsys, monkeypatch):
+    import dataclasses
+    import io
+
+    from rag.engine import Engine
+
+    extract = Engine.extract
+
+    def read_with_the_last_question(self, question, top_k=None, index=None, history=()):
+        """A follow-up read as itself and the question before it (what the reading is, is not this test's)."""
+        answer = extract(self, question, top_k, index, history)
+        earlier = [turn.content for turn in history if turn.role == "user"][-1:]
+        return dataclasses.replace(answer, resolved_question=" ".join([answer.question, *earlier]))
+
+    monkeypatch.setattr(Engine, "extract", read_with_the_last_question)
+    lines = ["Qui a rencontré Vladimir Poutine ?", "Et où ?", *(f"Question {i} ?" for i in range(10))]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    code, out, _ = rag(capsys, "chat")
+    assert code == 0
+    assert "\n(read as: Et où ? Qui a rencontré Vladimir Poutine ?)\n" in out
+    assert out.count("(read as: ") == 11, "each follow-up, not the first question (read as it was asked)"
+    # The 12th question comes after 22 turns: the 2 oldest are cut, and said so, once.
+    assert out.count(" of the conversation left out or shortened)") == 1
+    assert "\n(2 earlier turns of the conversation left out or shortened)\n" in out
+
+
 def test_rag_chat_without_an_index_fails_before_the_first_prompt(tmp_path, monkeypatch, capsys, fake_backend):
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "none"))
     code, out, err = rag(capsys, "chat")

@@ -1,12 +1,12 @@
-"""Follow-ups resolved by the earlier questions of a conversation, without an LLM: near-ties
-broken by the earlier questions, a clear best kept, history checked. Fake vectors, real FAISS."""
+"""Follow-ups read with the earlier question of a conversation, without an LLM: a fragment leans
+on it, a long question with a clear best keeps it, a long history fitted. Fake vectors, real FAISS."""
 
 import numpy as np
 import pytest
 
-from rag.answer.questions import MAX_TURNS, Turn, check_history, earlier_questions
+from rag.answer.questions import MAX_HISTORY_CHARACTERS, MAX_TURNS, Turn, fit_history
 from rag.errors import InputError
-from rag.retrieve.late_interaction import EARLIER_TIE, retrieve
+from rag.retrieve.late_interaction import CONTEXT_TOKENS, retrieve
 from rag.store.faiss_index import FaissIndex
 from rag.store.tokens import TokenVectors
 
@@ -26,28 +26,31 @@ def corpus(*sentences):
     return vectors, TokenVectors.join([s[None] for s in sentences], DIMENSION)
 
 
-def test_the_earlier_question_breaks_a_near_tie_and_leaves_the_decided_score():
+def test_a_fragment_leans_on_the_earlier_question():
+    # The follow-up alone matches a and b about alike; the earlier question holds what b holds.
     question = unit(1, 1, 0, 0)
-    a, b = unit(1, 0.9, 0, 0.2), unit(0.9, 1, 0.2, 0)  # the question alone: a tie, a a little ahead
+    a, b = unit(1, 0.9, 0, 0.2), unit(0.9, 1, 0.2, 0)
     vectors, tokens = corpus(a, b, unit(0, 0, 0, 1))
     alone = retrieve(question, question[None], vectors, tokens)
     assert [s.row for s in alone.ranked][:2] == [0, 1]
-    assert alone.ranked[0].score - alone.ranked[1].score < EARLIER_TIE
-    earlier = unit(0, 0.3, 1, 0)  # asked before: about what b alone also holds
-    followed = retrieve(question, question[None], vectors, tokens, earlier=[(earlier, earlier[None])])
+    earlier = unit(0, 0.3, 1, 0)
+    followed = retrieve(question, question[None], vectors, tokens, context=(earlier, earlier[None]))
     assert [s.row for s in followed.ranked][:2] == [1, 0], "b, which fits the conversation, first"
-    assert [s.score for s in followed.ranked][:2] == [alone.ranked[1].score, alone.ranked[0].score], "plain scores"
-    assert followed.best == alone.best, "answerability reads the question's own best score"
+    share = CONTEXT_TOKENS / (1 + CONTEXT_TOKENS)  # the question has one token here
+    expected = (1 - share) * float(question @ b) + share * float(earlier @ b)
+    assert followed.ranked[0].score == pytest.approx(expected, abs=1e-6)
+    assert np.allclose(followed.ranked[0].coverage, [question @ b]), "coverage stays the question's own"
 
 
-def test_a_question_with_a_clear_best_keeps_it_whatever_came_before():
+def test_a_long_question_with_a_clear_best_keeps_it_whatever_came_before():
+    # Five tokens of the question against the earlier question's weight of CONTEXT_TOKENS.
+    question_tokens = np.stack([unit(1, 0, 0, 0)] * 5)
     question = unit(1, 0, 0, 0)
     vectors, tokens = corpus(unit(1, 0.1, 0, 0), unit(0.6, 0, 1, 0), unit(0, 0, 1, 0))
     earlier = unit(0, 0, 1, 0)  # about the other sentences entirely
-    alone = retrieve(question, question[None], vectors, tokens)
-    followed = retrieve(question, question[None], vectors, tokens, earlier=[(earlier, earlier[None])])
+    alone = retrieve(question, question_tokens, vectors, tokens)
+    followed = retrieve(question, question_tokens, vectors, tokens, context=(earlier, earlier[None]))
     assert followed.ranked[0].row == alone.ranked[0].row == 0
-    assert followed.best == alone.best
 
 
 def test_the_earlier_question_proposes_candidates_too():
@@ -59,22 +62,30 @@ def test_the_earlier_question_proposes_candidates_too():
     question = unit(1, 0, 0, 0)
     earlier = unit(0, 0, 0, 1)
     alone = {s.row for s in retrieve(question, question[None], vectors, tokens).ranked}
-    followed = retrieve(question, question[None], vectors, tokens, earlier=[(earlier, earlier[None])])
+    followed = retrieve(question, question[None], vectors, tokens, context=(earlier, earlier[None]))
     assert 70 not in alone and 70 in {s.row for s in followed.ranked}
 
 
-def test_history_is_checked_and_only_recent_user_turns_resolve():
+def test_a_history_that_grew_is_fitted_and_the_cut_counted():
     turns = [Turn("user", "Who met Putin?"), Turn("assistant", "Witkoff [1]"), Turn("user", " And then? ")]
-    assert check_history(turns) == turns
-    assert earlier_questions(turns) == ["And then?", "Who met Putin?"]
-    assert earlier_questions([Turn("user", f"q{i}") for i in range(5)]) == ["q4", "q3"]
+    fitted = fit_history(turns)
+    assert fitted.turns[:2] == turns[:2] and fitted.turns[2] == Turn("user", "And then?") and fitted.cut == 0
+
+    many = [Turn("user", f"q{i}") for i in range(MAX_TURNS + 1)]
+    fitted = fit_history(many)
+    assert (fitted.turns, fitted.cut) == (many[1:], 1), "21 turns: the oldest is dropped"
+    fitted = fit_history([Turn("user", "x" * 1001)])
+    assert (fitted.turns, fitted.cut) == ([Turn("user", "x" * 1000)], 1), "a long question is shortened"
+    fitted = fit_history([Turn("assistant", "x" * 4001)])
+    assert (fitted.turns, fitted.cut) == ([Turn("assistant", "x" * 4000)], 1), "a long answer is shortened"
+    answers = [Turn("assistant", str(i) * 4000) for i in range(10)] + [Turn("assistant", "y" * 4000)] * 7
+    fitted = fit_history(answers)
+    assert fitted.turns == answers[1:] and fitted.cut == 1, "17 x 4,000 characters: the oldest dropped"
+    assert sum(len(t.content) for t in fitted.turns) <= MAX_HISTORY_CHARACTERS
     for bad, message in [
-        ([Turn("user", "x")] * (MAX_TURNS + 1), "21 turns; the limit is 20"),
         ([Turn("system", "be nice")], "history turn 0: role must be user or assistant"),
         ([Turn("user", "ok"), Turn("user", "  ")], "history turn 1: the turn is empty"),
-        ([Turn("user", "x" * 1001)], "history turn 0: the turn has 1001 characters"),
-        ([Turn("assistant", "x" * 4001)], "history turn 0: an answer over 4000 characters"),
-        ([Turn("assistant", "x" * 4000)] * 17, "over 65536 characters"),
+        ([Turn("user", "x" * 25)] * 25 + [Turn("user", "\ud800")], "history turn 25: the turn is not valid Unicode"),
     ]:
         with pytest.raises(InputError, match=message):
-            check_history(bad)
+            fit_history(bad)

@@ -375,6 +375,47 @@ def test_the_conversation_goes_before_the_data_block_without_earlier_markers(ind
     assert messages[2]["content"] == "In Geneva, on Monday."
 
 
+FOLLOW_UP = [Turn("user", "Where is the second meeting?"), Turn("assistant", "In Vienna [1].")]
+
+
+def test_a_follow_up_is_rewritten_as_a_standalone_question_before_it_is_searched(index_dir, llm):
+    engine = generating(index_dir, llm)
+    assert not fake_engine(index_dir).extract("zz qq?").citations, "the fragment alone finds nothing"
+    llm.reply(Reply(completion(PLANNED), streamed=False), "It is planned for March [1].")
+    answer = engine.answer("zz qq?", history=FOLLOW_UP)
+    rewrite, written = llm.requests
+    messages = rewrite["body"]["messages"]
+    assert "Rewrite the user's last message" in messages[0]["content"] and "in English" in messages[0]["content"]
+    assert [m["content"] for m in messages[1:]] == ["Where is the second meeting?", "In Vienna.", "zz qq?"]
+    assert not rewrite["body"].get("stream"), "a question is waited for whole"
+    assert answer.resolved_question == PLANNED and answer.question == "zz qq?"
+    assert answer.mode == "generated" and "March" in answer.citations[0].text
+    assert written["body"]["messages"][-1]["content"].endswith("Question: zz qq?"), "the answer is to what was asked"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(completion("x"), status=500),
+        Reply(completion("When is it?\nIt is in March."), streamed=False),
+        Reply(completion("   "), streamed=False),
+        Reply(completion(PLANNED, finish="length"), streamed=False),
+    ],
+    ids=["error", "two-lines", "empty", "cut-off"],
+)
+def test_a_failed_rewrite_reads_the_follow_up_with_the_earlier_question(index_dir, llm, reply):
+    llm.reply(reply, "It is planned for March [1].")
+    answer = generating(index_dir, llm).extract("and when is it planned?", history=FOLLOW_UP)
+    assert len(llm.requests) == 1, "the rewrite was asked for"
+    assert answer.resolved_question == "Where is the second meeting? and when is it planned?"
+    assert answer == fake_engine(index_dir).extract("and when is it planned?", history=FOLLOW_UP)
+
+
+def test_a_question_answered_on_its_own_is_not_rewritten(index_dir, llm):
+    answer = generating(index_dir, llm).extract(PLANNED, history=FOLLOW_UP)
+    assert llm.requests == [] and answer.resolved_question == PLANNED and not answer.abstained
+
+
 def test_the_key_is_sent_as_a_bearer_header_and_shown_nowhere(index_dir, llm, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("RAG_LLM_URL", llm.base + "/v1")

@@ -2,6 +2,7 @@
 embedder. Status codes, bodies, bad input, headers, the page's form. No model; the real
 server with the real model is tested in test_server.py."""
 
+import json
 import re
 import time
 import urllib.parse
@@ -61,8 +62,10 @@ def test_ask_returns_the_contract_field_by_field(client):
     reply = client.post("/api/ask", json=GOOD)
     assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
     body = reply.json()
-    fields = ["question", "abstained", "answer", "citations", "mode", "reason", "confidence", "outcome"]
-    assert list(body) == fields
+    fields = ["question", "abstained", "answer", "citations", "mode", "reason", "confidence", "resolved_question"]
+    assert list(body) == [*fields, "history_cut", "outcome"]
+    assert body["resolved_question"] == GOOD["question"] and body["history_cut"] == 0, "a question read alone"
+    assert "X-History-Cut" not in reply.headers
     assert body["mode"] == "extractive" and body["reason"] is None, "no RAG_LLM_URL: answers as before"
     assert body["confidence"] is None, "the fake model has no calibration"
     assert body["outcome"] == ("answer" if not body["abstained"] else "closest" if body["citations"] else "none")
@@ -115,16 +118,15 @@ BAD_REQUESTS = {
         None,
         "history.0.user.content: Field required",
     ),
-    "history-21-turns": ({"question": "Qui ?", "history": [{"role": "user", "content": "a"}] * 21}, None, "history"),
+    "history-1001-turns": (
+        {"question": "Qui ?", "history": [{"role": "user", "content": "a"}] * 1001},
+        None,
+        "history: List should have at most 1000 items",
+    ),
     "history-blank-turn": (
         {"question": "Qui ?", "history": [{"role": "user", "content": "  "}]},
         None,
         "history.0.user",
-    ),
-    "history-long-turn": (
-        {"question": "Qui ?", "history": [{"role": "user", "content": "x" * 1001}]},
-        None,
-        "at most 1000 characters",
     ),
 }
 
@@ -140,6 +142,29 @@ def test_bad_input_gets_4xx_with_a_detail_and_the_server_carries_on(client, case
     assert reply.headers["content-type"] == "application/json"
     assert isinstance(reply.json()["detail"], str) and words in reply.json()["detail"], reply.json()
     assert client.post("/api/ask", json=GOOD).status_code == 200
+
+
+def answer_event(stream: str) -> dict:
+    """The JSON of a streamed /api/ask's 'answer' event."""
+    return json.loads(re.search(r"^event: answer\ndata: (.*)$", stream, re.MULTILINE).group(1))
+
+
+def test_a_conversation_that_grew_is_answered_and_the_cut_said(client):
+    """25 earlier turns: answered from the last 20, the 5 oldest cut and said so in the answer
+    and the X-History-Cut header, streamed or not; over-long turns are shortened and counted."""
+    turns = [{"role": ("user", "assistant")[i % 2], "content": f"tour {i} à Moscou"} for i in range(25)]
+    reply = client.post("/api/ask", json={**GOOD, "history": turns})
+    assert reply.status_code == 200 and reply.json()["history_cut"] == 5, reply.text
+    assert reply.headers["X-History-Cut"] == "5"
+    last_20 = client.post("/api/ask", json={**GOOD, "history": turns[5:]})
+    assert "X-History-Cut" not in last_20.headers
+    assert reply.json() == {**last_20.json(), "history_cut": 5}, "the same answer as with the last 20 turns"
+    streamed = client.post("/api/ask", json={**GOOD, "history": turns, "stream": True})
+    assert streamed.status_code == 200 and streamed.headers["X-History-Cut"] == "5"
+    assert answer_event(streamed.text) == reply.json()
+    long = [{"role": "user", "content": "Où ? " * 300}, {"role": "assistant", "content": "x" * 5000}]
+    reply = client.post("/api/ask", json={**GOOD, "history": long})
+    assert reply.status_code == 200 and reply.json()["history_cut"] == 2 and reply.headers["X-History-Cut"] == "2"
 
 
 def test_unknown_documents_and_routes_answer_404_with_a_detail(client):
@@ -252,14 +277,39 @@ def test_the_form_carries_the_conversation_without_javascript(client):
     assert 'class="turn answer earlier"' in second.text
     assert [t["content"] for t in history_field(second.text)][::2] == ["Qui a rencontré Poutine ?", "Où ?"]
     assert client.post("/api/ask", json={"question": "Où ?", "history": carried}).json()["answer"] in second.text
-    long = [{"role": "user", "content": f"q{i}"} for i in range(20)]
-    kept = history_field(
-        post_form(client, urllib.parse.urlencode({"question": "Où ?", "history": json.dumps(long)}).encode()).text
-    )
+    long = [{"role": "user", "content": f"q{i}"} for i in range(24)] + [{"role": "assistant", "content": "a" * 5000}]
+    reply = post_form(client, urllib.parse.urlencode({"question": "Où ?", "history": json.dumps(long)}).encode())
+    assert reply.status_code == 200, "a conversation that grew is answered"
+    kept = history_field(reply.text)
     assert len(kept) == 20 and kept[-2]["content"] == "Où ?", "the last 20 turns go on"
-    for bad in ("not json", json.dumps([{"role": "robot", "content": "x"}]), json.dumps({"role": "user"})):
+    assert kept[-3] == {"role": "assistant", "content": "a" * 4000}, "an answer is carried shortened"
+    nested = "[" * 20_000  # deeper than Python's JSON reader goes
+    for bad in ("not json", json.dumps([{"role": "robot", "content": "x"}]), json.dumps({"role": "user"}), nested):
         reply = post_form(client, urllib.parse.urlencode({"question": "Où ?", "history": bad}).encode())
         assert reply.status_code == 422 and 'class="turn error"' in reply.text, bad
+
+
+def test_the_form_post_shows_how_a_follow_up_was_read(client, monkeypatch):
+    """A reading other than the question is a quiet "Read as" line under each outcome's answer,
+    escaped; the question again in other case and spacing is none."""
+    import dataclasses
+
+    engine = client.app.state.runtime.engine
+    reading = "Où ? <b>Qui</b> a rencontré Poutine ?"
+    found = engine.extract("Qui a rencontré Poutine ?")
+    outcomes = {
+        "answer": {"abstained": False},
+        "closest": {"abstained": True},
+        "none": {"abstained": True, "citations": []},
+    }
+    for outcome, fields in outcomes.items():
+        for resolved, shown in ((reading, True), ("  OÙ   ? ", False)):
+            made = dataclasses.replace(found, question="Où ?", resolved_question=resolved, **fields)
+            monkeypatch.setattr(engine, "extract", lambda *args, made=made: made)
+            page = post_form(client, urllib.parse.urlencode({"question": "Où ?"}).encode()).text
+            assert f'data-outcome="{outcome}"' in page
+            line = "Read as: Où ? &lt;b&gt;Qui&lt;/b&gt; a rencontré Poutine ?</p>"
+            assert (line in page, page.count('class="read-as"')) == ((True, 1) if shown else (False, 0)), outcome
 
 
 def test_bodies_over_64_kib_get_413(client):

@@ -40,6 +40,7 @@ def test_a_completion_is_the_answer_with_its_citations(client, app_client):
         expected["confidence"],
         expected["outcome"],
     ), "and /api/ask's abstained, confidence and outcome"
+    assert (choice.message.resolved_question, choice.message.history_cut) == (QUESTION, 0)
 
 
 def test_a_streamed_completion_joins_into_the_same_content(client):
@@ -56,6 +57,7 @@ def test_a_streamed_completion_joins_into_the_same_content(client):
     assert (chunks[-1].choices[0].delta.mode, chunks[-1].choices[0].delta.reason) == ("extractive", None)
     last, message = chunks[-1].choices[0].delta, plain.choices[0].message
     assert (last.confidence, last.outcome) == (message.confidence, message.outcome)
+    assert (last.resolved_question, last.history_cut) == (message.resolved_question, message.history_cut)
 
 
 def test_earlier_messages_are_the_history(client, app_client):
@@ -72,6 +74,24 @@ def test_earlier_messages_are_the_history(client, app_client):
     ]
     expected = app_client.post("/api/ask", json={"question": "Où ?", "history": history}).json()
     assert completion.choices[0].message.content == expected["answer"]
+
+
+def test_a_conversation_that_grew_is_answered_and_the_cut_said(client, app_client):
+    """25 earlier messages (and a system one, ignored): answered from the last 20 turns, the cut
+    in the message (the last chunk, streamed) and the X-History-Cut header."""
+    earlier = [{"role": ("user", "assistant")[i % 2], "content": f"tour {i} à Moscou"} for i in range(25)]
+    messages = [{"role": "system", "content": "Be brief."}, *earlier, {"role": "user", "content": QUESTION}]
+    raw = client.chat.completions.with_raw_response.create(model="rag", messages=messages)
+    message = raw.parse().choices[0].message
+    assert raw.headers["X-History-Cut"] == "5" and message.history_cut == 5
+    expected = app_client.post("/api/ask", json={"question": QUESTION, "history": earlier[5:]}).json()
+    assert (message.content, message.citations) == (expected["answer"], expected["citations"])
+    assert message.resolved_question == expected["resolved_question"]
+    raw = client.chat.completions.with_raw_response.create(model="rag", messages=messages, stream=True)
+    assert raw.headers["X-History-Cut"] == "5"
+    assert list(raw.parse())[-1].choices[0].delta.history_cut == 5
+    short = client.chat.completions.with_raw_response.create(model="rag", messages=messages[-3:])
+    assert "X-History-Cut" not in short.headers and short.parse().choices[0].message.history_cut == 0
 
 
 def test_models_lists_rag(client):

@@ -47,7 +47,9 @@ def made(tmp_path_factory):
 
         def extract(question, *args, **kwargs):
             outcome = question.split()[0]
-            return replace(answers[outcome], question=question) if outcome in answers else original(question)
+            if outcome not in answers:
+                return original(question)
+            return replace(answers[outcome], question=question, resolved_question=question)  # read alone
 
         engine.extract = extract  # what the routes call, through the runtime's admission line
         yield client, answers
@@ -64,10 +66,10 @@ def test_the_api_body_ends_with_the_confidence_and_the_outcome(made, outcome):
     client, answers = made
     question = f"{outcome} please"
     body = client.post("/api/ask", json={"question": question}).json()
-    fields = ["question", "abstained", "answer", "citations", "mode", "reason", "confidence", "outcome"]
-    assert list(body) == fields
+    fields = ["question", "abstained", "answer", "citations", "mode", "reason", "confidence", "resolved_question"]
+    assert list(body) == [*fields, "history_cut", "outcome"]
     assert (body["outcome"], body["confidence"]) == (outcome, answers[outcome].confidence)
-    assert body == replace(answers[outcome], question=question).to_dict()
+    assert body == replace(answers[outcome], question=question, resolved_question=question).to_dict()
     assert body["abstained"] is (outcome != "answer") and bool(body["citations"]) is (outcome != "none")
     streamed = client.post("/api/ask", json={"question": question, "stream": True})
     (event,) = [line for line in streamed.text.splitlines() if line.startswith("data: ")]
@@ -92,7 +94,13 @@ def test_the_schema_describes_the_confidence_and_the_outcome(made):
     assert "calibrated probability (0-1) that the first citation answers" in described
     assert "SQuAD 2.0" in described and "null when" in described
     assert {"type": "null"} in schema["properties"]["confidence"]["anyOf"]
-    assert list(AskResponse.model_fields)[-2:] == ["confidence", "outcome"]
+    assert list(AskResponse.model_fields)[-4:] == ["confidence", "resolved_question", "history_cut", "outcome"]
+    assert {"resolved_question", "history_cut"} <= set(schema["required"])
+    assert "the question as it was searched" in schema["properties"]["resolved_question"]["description"]
+    assert "X-History-Cut" in schema["properties"]["history_cut"]["description"]
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/ask", "/v1/chat/completions"):
+        assert "X-History-Cut" in paths[path]["post"]["responses"]["200"]["headers"], path
 
 
 @pytest.mark.parametrize("outcome", ["answer", "closest", "none"])

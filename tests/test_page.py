@@ -68,8 +68,8 @@ def visit(browser, server, request):
         opened.finish(f"{request.node.name}-{number}", server)
 
 
-def api_answer(server, question):
-    status, _, body = call(server.base, "/api/ask", {"question": question})
+def api_answer(server, question, history=()):
+    status, _, body = call(server.base, "/api/ask", {"question": question, "history": list(history)})
     assert status == 200
     return body
 
@@ -327,7 +327,13 @@ def made_answers(server):
     cited = real["citations"][:2]
     first = f"The documents may not say this directly; the closest passage is: {cited[0]['text']} [1]"
     return {
-        "answer": {**real, "abstained": False, "confidence": 0.8731, "outcome": "answer"},
+        "answer": {
+            **real,
+            "abstained": False,
+            "confidence": 0.8731,
+            "outcome": "answer",
+            "resolved_question": f"{real['question']} Et {HOSTILE} ?",  # a follow-up's reading
+        },
         "closest": {
             **real,
             "abstained": True,
@@ -396,6 +402,11 @@ def test_the_three_outcomes_look_different_with_their_confidence(visit, server):
         expect(page.locator(".turn.answer:not(.pending)")).to_have_count(number, timeout=30_000)
         page.unroute("**/api/ask")
         check_turn(page.locator(".turn.answer").last, body)
+        read_as = page.locator(".turn.answer").last.locator(".read-as")
+        if body["resolved_question"] == body["question"]:
+            assert read_as.count() == 0, "the question read as it was asked: no line"
+        else:
+            assert read_as.inner_text() == f"Read as: {body['resolved_question']}", "as text"
     assert page.locator("#conversation img").count() == 0 and opened.dialogs == []
     closest = page.locator('.turn.answer[data-outcome="closest"]')
     closest.locator('[data-citation="1"]').click()
@@ -410,9 +421,11 @@ def test_real_questions_of_each_outcome_with_and_without_javascript(visit, serve
     for javascript in (True, False):
         opened = visit(javascript=javascript)
         page = opened.page
+        history = []  # the page asks each question with the conversation so far
         for number, (outcome, question) in enumerate(OUTCOME_QUESTIONS.items(), start=1):
-            expected = api_answer(server, question)
+            expected = api_answer(server, question, history)
             assert expected["outcome"] == outcome, f"{question!r} is {expected['outcome']} now, not {outcome}"
+            history += [{"role": "user", "content": question}, {"role": "assistant", "content": expected["answer"]}]
             page.fill("#question", question)
             if javascript:
                 page.click("#ask-button")

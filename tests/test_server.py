@@ -31,9 +31,9 @@ def test_ask_returns_the_contract_field_by_field(server):
     question = "¿Qué exigió Putin sobre la OTAN?"  # answered confidently (0.89 when measured)
     status, headers, body = call(server.base, "/api/ask", {"question": question})
     assert status == 200 and headers.get_content_type() == "application/json"
-    fields = ["question", "abstained", "answer", "citations", "mode", "reason", "confidence", "outcome"]
-    assert list(body) == fields
-    assert body["question"] == question
+    fields = ["question", "abstained", "answer", "citations", "mode", "reason", "confidence", "resolved_question"]
+    assert list(body) == [*fields, "history_cut", "outcome"]
+    assert body["question"] == body["resolved_question"] == question and body["history_cut"] == 0
     assert body["abstained"] is False and body["outcome"] == "answer"
     assert isinstance(body["confidence"], float) and 0 <= body["confidence"] <= 1, "the default model is calibrated"
     assert isinstance(body["answer"], str) and "[1]" in body["answer"]
@@ -49,6 +49,16 @@ def test_ask_returns_the_contract_field_by_field(server):
         assert document["text"][citation["start"] : citation["end"]] == citation["text"]
         assert f"{citation['text']} [{number}]" in body["answer"]
     assert "formellement exclue de l" in body["citations"][0]["text"]
+
+
+def test_a_conversation_that_grew_is_answered_and_the_cut_said(server):
+    turns = [{"role": ("user", "assistant")[i % 2], "content": f"Question {i} sur Moscou ?"} for i in range(25)]
+    question = "Qui a rencontré Vladimir Poutine ?"
+    status, headers, body = call(server.base, "/api/ask", {"question": question, "history": turns})
+    assert (status, body["history_cut"], headers["X-History-Cut"]) == (200, 5, "5"), body
+    messages = [*turns, {"role": "user", "content": question}]
+    status, headers, body = call(server.base, "/v1/chat/completions", {"model": "rag", "messages": messages})
+    assert (status, body["choices"][0]["message"]["history_cut"], headers["X-History-Cut"]) == (200, 5, "5"), body
 
 
 def test_off_topic_questions_are_abstained_in_plain_words(server):
@@ -132,6 +142,8 @@ def schemathesis(server, *options):
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "schemathesis"),
+            "--config-file",
+            str(REPO / "tests" / "schemathesis.toml"),
             "run",
             server.base + "/openapi.json",
             "--max-examples",

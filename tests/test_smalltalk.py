@@ -55,6 +55,15 @@ def test_the_head_and_its_guards():
     assert not HEAD.is_chitchat("Hi, what did Putin demand?", chat, lambda parts: one_hot(0, 1), vocabulary=set())
 
 
+def test_after_a_question_a_fragment_must_be_surer_small_talk_to_count():
+    unsure = np.array([(20 + np.log(0.95 / 0.05)) / 40, 0, 0, 0], dtype=np.float32)  # probability 0.95
+    assert HEAD.probability(unsure) == pytest.approx(0.95)
+    assert HEAD.is_chitchat("und vorher", unsure, never_called, vocabulary=set())
+    assert not HEAD.is_chitchat("und vorher", unsure, never_called, vocabulary=set(), after_question=True)
+    sure = one_hot(0)[0]
+    assert HEAD.is_chitchat("thanks a lot", sure, never_called, vocabulary=set(), after_question=True)
+
+
 def test_a_head_trained_for_another_model_is_not_used():
     spec = json.loads(HEAD_FILE.read_text(encoding="utf-8"))
     assert ChitChatHead.for_model("another/model", spec["dimension"]) is None

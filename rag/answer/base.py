@@ -34,6 +34,10 @@ class Answer:
     # The calibrated probability that the first citation answers the question (None: no
     # calibration for the model, or the message was not searched, as chit-chat is not).
     confidence: float | None = None
+    # The question as it was searched: a follow-up read with the conversation ("where did they
+    # meet? and when?"), or rewritten as a standalone question by the LLM server; else the question.
+    resolved_question: str | None = None
+    history_cut: int = 0  # earlier turns dropped (oldest first) or shortened to fit the limits
 
     @property
     def outcome(self) -> str:
@@ -41,6 +45,15 @@ class Answer:
         if not self.abstained:
             return "answer"
         return "closest" if self.citations else "none"
+
+    @property
+    def read_as(self) -> str | None:
+        """The question as it was searched where it reads otherwise than the question (case and
+        spacing aside), for a person to see how a follow-up was understood; else None."""
+        resolved = self.resolved_question
+        if resolved is None or " ".join(resolved.split()).casefold() == " ".join(self.question.split()).casefold():
+            return None
+        return resolved
 
     def to_dict(self) -> dict:
         """The answer as POST /api/ask and `rag ask --json` send it: its fields, then its outcome."""

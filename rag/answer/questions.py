@@ -10,10 +10,9 @@ from ..errors import InputError
 MAX_QUESTION_CHARACTERS = 1000
 DEFAULT_CITATIONS = 3
 MAX_CITATIONS = 10
-MAX_TURNS = 20  # earlier turns of a conversation sent with a question
-MAX_HISTORY_CHARACTERS = 64 * 1024  # all of their contents together
-MAX_ANSWER_CHARACTERS = 4000  # an earlier answer; only the user's turns resolve a follow-up
-EARLIER_QUESTIONS = 2  # the most recent user turns a follow-up is resolved with
+MAX_TURNS = 20  # earlier turns of a conversation a question is read with; older ones are cut
+MAX_HISTORY_CHARACTERS = 64 * 1024  # all of their contents together; older turns are cut
+MAX_ANSWER_CHARACTERS = 4000  # an earlier answer sent back as history is shortened to this
 ROLES = ("user", "assistant")
 
 
@@ -45,26 +44,39 @@ def check_citation_limit(top_k: int | None) -> int:
     return top_k
 
 
-def check_history(history: Sequence[Turn]) -> list[Turn]:
-    """Earlier turns, oldest first, or InputError saying what is wrong."""
-    if len(history) > MAX_TURNS:
-        raise InputError(f"the history has {len(history)} turns; the limit is {MAX_TURNS}")
-    if sum(len(turn.content) for turn in history) > MAX_HISTORY_CHARACTERS:
-        raise InputError(f"the history holds over {MAX_HISTORY_CHARACTERS} characters")
+@dataclass(frozen=True)
+class FittedHistory:
+    turns: list[Turn]  # oldest first, within the limits
+    cut: int  # earlier turns dropped (oldest first) or shortened to fit the limits
+
+
+def fit_history(history: Sequence[Turn]) -> FittedHistory:
+    """The conversation within the limits: a conversation that merely grew goes on, cut from its
+    oldest turns (at most MAX_TURNS, MAX_HISTORY_CHARACTERS in all) with each over-long turn
+    shortened, and the cut counted so that it is reported, never silent. A turn that is not a
+    turn at all (an unknown role, an empty or invalid question) is InputError."""
     for number, turn in enumerate(history):
         if turn.role not in ROLES:
             raise InputError(f"history turn {number}: role must be user or assistant, not {turn.role!r}")
-        if turn.role == "assistant" and len(turn.content) > MAX_ANSWER_CHARACTERS:
-            raise InputError(f"history turn {number}: an answer over {MAX_ANSWER_CHARACTERS} characters")
         if turn.role == "user":
             try:
-                check_question(turn.content)
+                check_question(turn.content.strip()[:MAX_QUESTION_CHARACTERS])
             except InputError as exc:
                 raise InputError(f"history turn {number}: {str(exc).replace('the question', 'the turn')}") from None
-    return list(history)
+    kept = list(history[-MAX_TURNS:])
+    cut = len(history) - len(kept)
+    fitted = []
+    for turn in kept:
+        limit = MAX_QUESTION_CHARACTERS if turn.role == "user" else MAX_ANSWER_CHARACTERS
+        content = turn.content.strip() if turn.role == "user" else turn.content
+        cut += len(content) > limit
+        fitted.append(Turn(turn.role, content[:limit]))
+    while sum(len(turn.content) for turn in fitted) > MAX_HISTORY_CHARACTERS:
+        fitted.pop(0)
+        cut += 1
+    return FittedHistory(fitted, cut)
 
 
 def earlier_questions(history: Sequence[Turn]) -> list[str]:
-    """The user's most recent questions before this one, most recent first."""
-    asked = [turn.content.strip() for turn in history if turn.role == "user"]
-    return asked[::-1][:EARLIER_QUESTIONS]
+    """The user's questions before this one, most recent first."""
+    return [turn.content.strip() for turn in reversed(history) if turn.role == "user"]

@@ -24,6 +24,9 @@ from .base import Answer
 
 HEAD_FILE = Path(__file__).resolve().parent.parent / "data" / "chitchat-head.json"
 THRESHOLD = 0.9  # probability of chit-chat from which the head says so
+# After a question, a fragment ("et pour les vélos ?": 0.90-0.97 on eval/followups) is a follow-up;
+# most thanks and goodbyes still reach this (docs/answer-quality.md, "Follow-up questions").
+THRESHOLD_AFTER_QUESTION = 0.98
 SHORT_WORDS = 2
 MAX_PARTS = 8  # a longer message is not chit-chat
 _APOSTROPHES = "'’ʼ·"
@@ -63,12 +66,15 @@ class ChitChatHead:
         vector: np.ndarray,
         encode: Callable[[list[str]], np.ndarray],
         vocabulary: Collection[str],
+        after_question: bool = False,
     ) -> bool:
         """``vector`` is the text's pooled vector; ``encode`` gives the pooled vectors of other
-        texts; ``vocabulary`` holds the documents' words, case-folded."""
+        texts; ``vocabulary`` holds the documents' words, case-folded; ``after_question``: the
+        conversation asked a question before, so a fragment is more likely a follow-up."""
         if any(unicodedata.category(char) == "Nd" for char in text):
             return False
-        if self.probability(vector) < self.threshold:
+        threshold = max(self.threshold, THRESHOLD_AFTER_QUESTION) if after_question else self.threshold
+        if self.probability(vector) < threshold:
             return False
         said = words(text)
         if len(said) <= SHORT_WORDS and any(word in vocabulary for word in said):
@@ -76,7 +82,7 @@ class ChitChatHead:
         parts = [part for part in split_parts(text) if has_content(part)]
         if len(parts) > MAX_PARTS:
             return False
-        return len(parts) <= 1 or bool(np.all(self.probability(encode(parts)) >= self.threshold))
+        return len(parts) <= 1 or bool(np.all(self.probability(encode(parts)) >= threshold))
 
 
 def split_parts(text: str) -> list[str]:

@@ -16,6 +16,7 @@ from . import sse
 from .runtime import RuntimeDep
 from .schemas import (
     BAD_BODY,
+    CUT_HEADER,
     NOT_READY,
     UPLOAD_REFUSED,
     AskRequest,
@@ -24,6 +25,7 @@ from .schemas import (
     DocumentList,
     DocumentOut,
     Problem,
+    cut_header,
     problem,
 )
 
@@ -50,21 +52,26 @@ STREAMED = {
         "server writes, then 'answer' with the answer's JSON (or, if it failed after it started, 'error' "
         '{"detail": ...})',
         "content": {"text/event-stream": {"schema": sse.schema(["delta", "answer", "error"])}},
+        "headers": CUT_HEADER,
     }
 }
 
 
 @router.post("/api/ask", response_model=AskResponse, responses={**STREAMED, **BAD_BODY, **NOT_READY})
-async def ask(request: AskRequest, runtime: RuntimeDep):
+async def ask(request: AskRequest, runtime: RuntimeDep, response: Response):
     if not runtime.ready.is_set():
         return runtime.not_ready()
     history = [Turn(turn.role, turn.content) for turn in request.history]
     if not request.stream:
-        return (await runtime.answer(request.question, request.top_k, history)).to_dict()
+        answer = await runtime.answer(request.question, request.top_k, history)
+        response.headers.update(cut_header(answer.history_cut))
+        return answer.to_dict()
     # Refused questions are refused before the stream starts, with their status.
     extractive = await runtime.extract(request.question, request.top_k, history)
     return sse.response(
-        _events(runtime.written(extractive, history)), lambda detail: sse.event({"detail": detail}, "error")
+        _events(runtime.written(extractive, history)),
+        lambda detail: sse.event({"detail": detail}, "error"),
+        cut_header(extractive.history_cut),
     )
 
 

@@ -2,7 +2,8 @@
 streamed as server-sent events) and GET /v1/models, so that any OpenAI client or chat front end
 can ask the documents. The last user message is the question, the earlier user and assistant
 messages its history; the answer is the same as POST /api/ask gives, its citations, mode,
-reason, confidence and outcome in extra fields of the message (of the last chunk, streamed).
+reason, confidence, outcome, resolved question and history cut in extra fields of the message (of
+the last chunk, streamed), a cut history also in the header X-History-Cut.
 Streamed, an answer an LLM server writes (RAG_LLM_URL) arrives as it is written and checked.
 Errors on these routes have OpenAI's shape."""
 
@@ -14,22 +15,24 @@ from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi import Path as PathParameter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from ..answer.base import Answer
-from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_TURNS, Turn
+from ..answer.questions import Turn
 from . import sse
 from .runtime import RuntimeDep
+from .schemas import CUT_HEADER, cut_header
 
 MODEL = "rag"
 CREATED = 1764000000  # when the model was first served, for /v1/models (a fixed time, as OpenAI lists)
 PREFIX = "/v1/"
 WORDS_PER_CHUNK = 8  # a streamed answer arrives a few words at a time
-# What the last chunk of a streamed answer carries beside its text, as the message does unstreamed.
-LAST_CHUNK = ("citations", "mode", "reason", "confidence", "outcome")
+# What the message carries beside its text, as extra fields; and the last chunk of a streamed answer.
+EXTRA = ("citations", "abstained", "mode", "reason", "confidence", "outcome", "resolved_question", "history_cut")
+LAST_CHUNK = ("citations", "mode", "reason", "confidence", "outcome", "resolved_question", "history_cut")
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
@@ -103,7 +106,7 @@ def _in_words(text: str) -> Iterator[str]:
 
 async def _stream(base: dict, items: AsyncGenerator[str | Answer, None]) -> AsyncGenerator[str, None]:
     """The text as the LLM server writes it, or the extractive answer's; then the citations,
-    mode, reason, confidence and outcome with the last chunk."""
+    mode, reason, confidence, outcome, resolved question and history cut with the last chunk."""
     yield _chunk(base, {"role": "assistant", "content": ""})
     written = False
     async with aclosing(items):
@@ -149,12 +152,13 @@ STREAMED = {
             "application/json": {},
             "text/event-stream": {"schema": sse.schema(["message"])},  # unnamed events are "message"
         },
+        "headers": CUT_HEADER,
     }
 }
 
 
 @router.post("/chat/completions", responses={**STREAMED, **_errors(400, 401, 404, 413, 503)})
-async def chat_completions(request: ChatRequest, runtime: RuntimeDep):
+async def chat_completions(request: ChatRequest, runtime: RuntimeDep, response: Response):
     if request.model != MODEL:
         return openai_error(404, f"The model `{request.model}` does not exist.", param="model", code="model_not_found")
     if request.n != 1:
@@ -164,29 +168,18 @@ async def chat_completions(request: ChatRequest, runtime: RuntimeDep):
         return openai_error(400, "the last message must be the user's question", param="messages")
     if not runtime.ready.is_set():
         return openai_error(503, runtime.not_ready_detail(), "server_error", headers={"Retry-After": "5"})
-    # The last turns only: a long conversation goes on, as with OpenAI, instead of being refused.
-    # Answers are cut to the length the history takes: only the user's turns resolve a follow-up.
-    history = [
-        Turn(m.role, m.text() if m.role == "user" else m.text()[:MAX_ANSWER_CHARACTERS])
-        for m in earlier
-        if m.role in ("user", "assistant") and m.text().strip()
-    ][-MAX_TURNS:]
+    # The whole conversation: the engine reads its last turns and says how many it cut, so a long
+    # conversation goes on, as with OpenAI, instead of being refused.
+    history = [Turn(m.role, m.text()) for m in earlier if m.role in ("user", "assistant") and m.text().strip()]
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": MODEL}
     if request.stream:
         extractive = await runtime.extract(last.text(), None, history)  # refused before the stream starts
-        return sse.response(_stream(base, runtime.written(extractive, history)), _stream_error)
+        return sse.response(
+            _stream(base, runtime.written(extractive, history)), _stream_error, cut_header(extractive.history_cut)
+        )
     answer = await runtime.answer(last.text(), None, history)
+    response.headers.update(cut_header(answer.history_cut))
     body = answer.to_dict()
-    message = {
-        "role": "assistant",
-        "content": body["answer"],
-        "refusal": None,
-        "citations": body["citations"],
-        "abstained": body["abstained"],
-        "mode": body["mode"],
-        "reason": body["reason"],
-        "confidence": body["confidence"],
-        "outcome": body["outcome"],
-    }
+    message = {"role": "assistant", "content": body["answer"], "refusal": None, **{key: body[key] for key in EXTRA}}
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(answer)}
     return {**base, "object": "chat.completion", "choices": [choice]}

@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from ..answer.base import Answer, Citation
 from ..answer.citations import in_reading_order
-from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_QUESTION_CHARACTERS, MAX_TURNS, Turn, check_history
+from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_QUESTION_CHARACTERS, MAX_TURNS, Turn, fit_history
 from ..errors import InputError
 from ..store.index import LoadedIndex
 from .access import COOKIE, SESSION_SECONDS, key_matches
@@ -50,17 +50,19 @@ def _listing(index: LoadedIndex) -> list[dict]:
 
 
 def _history(field: str) -> list[Turn]:
-    """The conversation the form carries (JSON turns, oldest first); InputError if malformed."""
+    """The conversation the form carries (JSON turns, oldest first) as the page carries it on:
+    its last turns, each within its limit, so that a conversation that grew is answered.
+    InputError if it cannot be read or holds a turn that is none (an unknown role, ...)."""
     if not field.strip():
         return []
     try:
         items = json.loads(field)
         turns = [Turn(item["role"], item["content"]) for item in items]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
         raise InputError("the conversation sent with the question cannot be read") from None
     if not all(isinstance(t.role, str) and isinstance(t.content, str) for t in turns):
         raise InputError("the conversation sent with the question cannot be read")
-    return check_history(turns)
+    return fit_history(turns).turns
 
 
 def _page(

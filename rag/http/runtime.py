@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..answer.base import Answer
-from ..answer.questions import Turn
+from ..answer.questions import Turn, fit_history
 from ..engine import Engine
 from ..errors import IndexMissingError, RagError
 from .admission import Admission
@@ -87,7 +87,8 @@ class Runtime:
         if writer is None:
             yield extractive
             return
-        async with aclosing(writer.stream(extractive, history)) as items:
+        # The turns the answer was read with: a request may hold more than the engine reads.
+        async with aclosing(writer.stream(extractive, fit_history(history).turns)) as items:
             async for item in items:
                 yield item
 
@@ -95,7 +96,7 @@ class Runtime:
         """The final answer, written or not."""
         extractive = await self.extract(question, top_k, history)
         writer = self.engine.writer
-        return extractive if writer is None else await writer.written(extractive, history)
+        return extractive if writer is None else await writer.written(extractive, fit_history(history).turns)
 
     def not_ready_detail(self) -> str:
         return f"not ready: {self.failure}" if self.failure else "the model and index are still loading"

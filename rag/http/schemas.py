@@ -7,7 +7,17 @@ from typing import Annotated, Literal
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
-from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_CITATIONS, MAX_QUESTION_CHARACTERS, MAX_TURNS
+from ..answer.questions import (
+    MAX_ANSWER_CHARACTERS,
+    MAX_CITATIONS,
+    MAX_HISTORY_CHARACTERS,
+    MAX_QUESTION_CHARACTERS,
+    MAX_TURNS,
+)
+
+# Turns a request may hold: the engine reads the last MAX_TURNS and cuts the rest (history_cut),
+# so a conversation that grew is answered; this bound (and the body's 64 KiB) only caps the work.
+MOST_TURNS_SENT = 1000
 
 
 def _whole_number(value: object) -> int:
@@ -20,13 +30,17 @@ def _whole_number(value: object) -> int:
 class UserTurn(BaseModel):
     role: Literal["user"]
     content: str = Field(
-        min_length=1, max_length=MAX_QUESTION_CHARACTERS, pattern=r"\S", description="an earlier question"
+        min_length=1,
+        pattern=r"\S",
+        description=f"an earlier question; one over {MAX_QUESTION_CHARACTERS} characters is shortened (history_cut)",
     )
 
 
 class AssistantTurn(BaseModel):
     role: Literal["assistant"]
-    content: str = Field(max_length=MAX_ANSWER_CHARACTERS, description="an earlier answer")
+    content: str = Field(
+        description=f"an earlier answer; one over {MAX_ANSWER_CHARACTERS} characters is shortened (history_cut)"
+    )
 
 
 class AskRequest(BaseModel):
@@ -36,8 +50,9 @@ class AskRequest(BaseModel):
     )
     history: list[Annotated[UserTurn | AssistantTurn, Field(discriminator="role")]] = Field(
         default_factory=list,
-        max_length=MAX_TURNS,
-        description="the conversation's earlier turns, oldest first, so that a follow-up resolves",
+        max_length=MOST_TURNS_SENT,
+        description=f"the conversation's earlier turns, oldest first, so that a follow-up resolves; the last "
+        f"{MAX_TURNS} are read, older ones cut (history_cut)",
     )
     stream: StrictBool = Field(
         default=False,
@@ -74,6 +89,16 @@ class AskResponse(BaseModel):
         "training/confidence.py on public QA sets in seven languages (SQuAD 2.0, XQuAD-R, PIAF, MLQA, CMRC 2018, "
         "DRCD, ARCD) with answerable, answer-sentence-removed and out-of-corpus questions (docs/answer-quality.md); "
         "null when the model has no calibration or the message was not searched (chit-chat, no letter or digit)",
+    )
+    resolved_question: str = Field(
+        description="the question as it was searched: a follow-up as it was read with the conversation; the "
+        "question itself when it was read alone"
+    )
+    history_cut: int = Field(
+        ge=0,
+        description=f"earlier turns of the history left out (the oldest, beyond the last {MAX_TURNS} or "
+        f"{MAX_HISTORY_CHARACTERS} characters in all) or shortened; also sent as the header X-History-Cut when "
+        "not 0",
     )
     outcome: Literal["answer", "closest", "none"] = Field(
         description="answer: the citations answer the question (abstained false); closest: the documents may not "
@@ -119,6 +144,19 @@ UPLOAD_REFUSED = {
     415: {"model": Problem, "description": "not a .txt, .md, .html or .pdf file"},
     422: {"model": Problem, "description": "the file holds no usable text, or the form is wrong"},
 }
+
+
+CUT_HEADER = {  # as OpenAPI documents a response header
+    "X-History-Cut": {
+        "description": "earlier turns of the conversation left out or shortened to fit (history_cut); absent when 0",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def cut_header(cut: int) -> dict[str, str]:
+    """X-History-Cut: how many earlier turns were left out or shortened, when any were."""
+    return {"X-History-Cut": str(cut)} if cut else {}
 
 
 def problem(status: int, detail: str, headers: dict | None = None) -> JSONResponse:

@@ -31,10 +31,15 @@ def schema(names: list[str]) -> dict:
     }
 
 
-def response(events: AsyncGenerator[str, None], failed: Callable[[str], str]) -> StreamingResponse:
-    """``events`` as a stream; a failure after it started (its status is sent) ends it with the
-    event ``failed`` makes of a message, instead of a connection cut with no word."""
-    return StreamingResponse(_ended_in_words(events, failed), media_type="text/event-stream", headers=HEADERS)
+def response(
+    events: AsyncGenerator[str, None], failed: Callable[[str], str], headers: dict[str, str] | None = None
+) -> StreamingResponse:
+    """``events`` as a stream (with ``headers`` besides the stream's own); a failure after it
+    started (its status is sent) ends it with the event ``failed`` makes of a message, instead of
+    a connection cut with no word."""
+    return StreamingResponse(
+        _ended_in_words(events, failed), media_type="text/event-stream", headers={**HEADERS, **(headers or {})}
+    )
 
 
 async def _ended_in_words(events: AsyncGenerator[str, None], failed: Callable[[str], str]) -> AsyncIterator[str]:

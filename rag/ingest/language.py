@@ -48,3 +48,15 @@ def check_language(code: str) -> str:
     if not re.fullmatch(r"[a-z]{2,3}", code):
         raise InputError(f"{code!r} is not a language code; give an ISO 639 code such as en, fr or de")
     return code
+
+
+def english_name(code: str | None) -> str | None:
+    """The language's name in English ("fr": "French"), from CLDR through Babel; None if unknown."""
+    if not code:
+        return None
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return Locale.parse(code.replace("-", "_")).get_display_name("en")
+    except (UnknownLocaleError, ValueError):
+        return None

@@ -22,15 +22,11 @@ from ..store.tokens import Tokens
 from ..store.vector_index import VectorIndex
 
 CANDIDATES = 64  # sentences proposed by dense search for late-interaction scoring
-# A follow-up ("Did they hold?") is resolved by the earlier questions: among the sentences the
-# question alone scores within EARLIER_TIE of its best, the one that also matches the earlier
-# questions (weighted EARLIER_WEIGHT against the question's 1, the one before that half as much)
-# comes first. A question that stands on its own has one clear best and keeps it. Measured on
-# eval/dev_followups.jsonl (5/8 alone, 7/8 so) and on XQuAD-R questions asked after another one
-# (docs/http-api.md, "Conversations").
-EARLIER_WEIGHT = 0.5
-EARLIER_TIE = 0.02
-EARLIER_DECAY = 0.5
+# A follow-up ("and when was that?") is read with the question before it: each sentence scores
+# the mean of its best matches for the follow-up's tokens and, counted as CONTEXT_TOKENS more
+# tokens, its mean for the earlier question's, so that a fragment leans on the conversation and
+# a long question on itself (docs/answer-quality.md, "Follow-up questions").
+CONTEXT_TOKENS = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,9 +55,7 @@ class Retrieval:
 
     @property
     def clearance(self) -> float:
-        """The best clearance of any candidate (-2 without candidates): answerability's input.
-        The earlier questions of a conversation choose among near-ties but do not raise it:
-        measured, that answered no more follow-ups and more near-topic questions."""
+        """The best clearance of any candidate (-2 without candidates): answerability's input."""
         return max((scored.clearance for scored in self.ranked), default=-2.0)
 
     @property
@@ -135,14 +129,14 @@ def retrieve(
     vectors: VectorIndex,
     tokens: Tokens,
     background: Tokens | None = None,
-    earlier: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+    context: tuple[np.ndarray, np.ndarray] | None = None,
     thresholds: Callable[[list[int]], np.ndarray] | None = None,
     split: LanguageSplit | None = None,
 ) -> Retrieval:
     """Rank the sentences for one question (pooled vector and token vectors): candidates from
     ``vectors``, scored against their ``tokens``; if given, the best score among ``background``;
-    and, for a follow-up, the ``earlier`` questions of the conversation (pooled vector and token
-    vectors each, most recent first) breaking near-ties and proposing candidates too.
+    and, for a follow-up read with the conversation, the ``context`` (the earlier question's
+    pooled vector and token vectors), which proposes candidates too and weighs in each score.
 
     ``thresholds`` gives each candidate row the score that answers for it (by its document's
     language), kept with it for the decision; candidates are ranked by their raw score. Ranked by
@@ -154,22 +148,18 @@ def retrieve(
     prefers the question's language too; with a ``split``, the candidates are the best by the
     handicapped dense score, from a search of each side, which did gain there."""
     count = min(CANDIDATES, vectors.count())
-    queries = np.stack([question_vector, *(vector for vector, _ in earlier)])
+    queries = question_vector[None] if context is None else np.stack([question_vector, context[0]])
     candidates = _candidates(vectors, queries, count, split)
     read = Joined.read(tokens, candidates)
     coverage = read.best_matches(question_tokens)
     scores = coverage.mean(axis=1)
+    if context is not None and candidates:
+        earlier = read.best_matches(context[1]).mean(axis=1)
+        scores = (coverage.sum(axis=1) + CONTEXT_TOKENS * earlier) / (len(question_tokens) + CONTEXT_TOKENS)
     bars = np.zeros(len(candidates)) if thresholds is None or not candidates else thresholds(candidates)
-    order = scores
-    if earlier and candidates:
-        weights = [EARLIER_DECAY**turn for turn in range(len(earlier))]
-        context = sum(w * read.best_matches(t).mean(axis=1) for w, (_, t) in zip(weights, earlier, strict=True))
-        mixed = (scores + EARLIER_WEIGHT * context / sum(weights)) / (1 + EARLIER_WEIGHT)
-        near = scores >= scores.max() - EARLIER_TIE
-        order = np.where(near, 4 + mixed, scores)  # the near-ties first, by how well they fit the conversation
     ranked = [
         Scored(row=candidates[i], score=float(scores[i]), coverage=coverage[i], threshold=float(bars[i]))
-        for i in sorted(range(len(candidates)), key=lambda i: (-order[i], candidates[i]))
+        for i in sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i]))
     ]
     background_best = None
     if background is not None:

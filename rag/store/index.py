@@ -22,6 +22,7 @@ index, SQLite or NumPy (never with pickle).
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -141,6 +142,15 @@ class LoadedIndex:
     @cached_property
     def titles(self) -> tuple[str, ...]:
         return titles(self.listed.values())
+
+    @cached_property
+    def main_language(self) -> str | None:
+        """The language most of the sentences are in (None when no document's is known)."""
+        sentences: Counter[str] = Counter()
+        for listed in self.listed.values():
+            if listed.language:
+                sentences[listed.language] += listed.sentences
+        return max(sorted(sentences), key=sentences.__getitem__, default=None)
 
 
 def _runs(documents: Iterable[Listed]) -> np.ndarray:

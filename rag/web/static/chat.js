@@ -9,7 +9,7 @@
 
 (() => {
   const CHECK_MS = 3000; // how often the index's generation is checked
-  const MAX_TURNS = 20; // earlier turns sent with a question (the API's limit)
+  const MAX_TURNS = 20; // earlier turns sent with a question (the server reads no more)
   const MAX_ANSWER = 4000; // characters of an earlier answer the API takes (only questions resolve)
   const form = document.getElementById("ask-form");
   const input = document.getElementById("question");
@@ -92,6 +92,17 @@
     item.append(line);
   }
 
+  // The question as it was searched (a follow-up read with the earlier questions), quietly, where
+  // it reads otherwise than the question asked.
+  function readAs(item, answer) {
+    const plain = (text) => text.trim().split(/\s+/).join(" ").toLowerCase();
+    const resolved = answer.resolved_question;
+    if (typeof resolved !== "string" || plain(resolved) === plain(answer.question)) return;
+    const line = element("p", "read-as", `Read as: ${resolved}`);
+    line.title = "The question as it was searched, read with the conversation";
+    item.append(line);
+  }
+
   function showAnswer(item, answer) {
     const text = item.querySelector(".text");
     text.textContent = "";
@@ -102,6 +113,7 @@
       item.dataset.abstained = "true";
       item.querySelector(".who").textContent = "Not in the documents";
       text.textContent = answer.answer;
+      readAs(item, answer);
       return;
     }
     if (outcome === "closest") {
@@ -119,6 +131,7 @@
       }
       const heading = answer.citations.length === 1 ? "Closest passage" : "Closest passages";
       item.append(element("p", "closest-heading", heading), list);
+      readAs(item, answer);
       confidence(item, answer);
       return;
     }
@@ -159,6 +172,7 @@
       sources.append(entry);
     }
     item.append(sources);
+    readAs(item, answer);
     confidence(item, answer);
   }
 
