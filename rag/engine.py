@@ -400,8 +400,7 @@ class Engine:
     def _extract(self, text: str, limit: int, index: LoadedIndex, history: list[Turn]) -> Answer:
         if not has_content(text):
             return plain_answer(text, NO_CONTENT)
-        encoded = self.embedder.encode_queries([text])
-        question = Query(text, encoded.vectors[0], encoded.tokens[0])
+        question = self._query(text)
         asked_before = any(has_content(earlier) for earlier in earlier_questions(history))
         if self.chitchat and self.chitchat.is_chitchat(
             text, question.vector, self._encode_alone, index.vocabulary, after_question=asked_before
@@ -429,11 +428,15 @@ class Engine:
             language = english_name(index.main_language) or "the language of the documents"
             standalone = self.writer.standalone(question.text, history, language)
             if standalone is not None:
-                encoded = self.embedder.encode_queries([standalone])
-                if len(encoded.tokens[0]):
-                    return self._read(Query(standalone, encoded.vectors[0], encoded.tokens[0]), index)
+                rewritten = self._query(standalone)
+                if len(rewritten.tokens):
+                    return self._read(rewritten, index)
         followed = self._read(question, index, earlier)
         return followed if followed.sureness >= alone.sureness else alone
+
+    def _query(self, text: str) -> Query:
+        encoded = self.embedder.encode_queries([text])
+        return Query(text, encoded.vectors[0], encoded.tokens[0])
 
     def _read(self, question: Query, index: LoadedIndex, earlier: Query | None = None) -> Reading:
         """The question's retrieval and decision, read alone or with the ``earlier`` question."""
@@ -463,14 +466,12 @@ class Engine:
         for text in earlier_questions(history)[:EARLIER_LOOKED_AT]:
             if not has_content(text):
                 continue
-            encoded = self.embedder.encode_queries([text])
-            if not len(encoded.tokens[0]):
+            earlier = self._query(text)
+            if not len(earlier.tokens):
                 continue
-            if self.chitchat and self.chitchat.is_chitchat(
-                text, encoded.vectors[0], self._encode_alone, index.vocabulary
-            ):
+            if self.chitchat and self.chitchat.is_chitchat(text, earlier.vector, self._encode_alone, index.vocabulary):
                 continue
-            return Query(text, encoded.vectors[0], encoded.tokens[0])
+            return earlier
         return None
 
     def _confidence(

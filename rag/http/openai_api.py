@@ -30,9 +30,10 @@ MODEL = "rag"
 CREATED = 1764000000  # when the model was first served, for /v1/models (a fixed time, as OpenAI lists)
 PREFIX = "/v1/"
 WORDS_PER_CHUNK = 8  # a streamed answer arrives a few words at a time
-# What the message carries beside its text, as extra fields; and the last chunk of a streamed answer.
+# What the message carries beside its text, as extra fields; the last chunk of a streamed answer
+# carries the same but "abstained".
 EXTRA = ("citations", "abstained", "mode", "reason", "confidence", "outcome", "resolved_question", "history_cut")
-LAST_CHUNK = ("citations", "mode", "reason", "confidence", "outcome", "resolved_question", "history_cut")
+LAST_CHUNK = tuple(key for key in EXTRA if key != "abstained")
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
