@@ -3,14 +3,19 @@ beside the target, fsync, rename into place, fsync the parent folder."""
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import StorageError
+
 TMP_PREFIX = ".tmp-"  # what a killed writer leaves behind starts with this
+FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def fsync_file(path: Path) -> None:
@@ -27,13 +32,42 @@ def fsync_dir(path: Path) -> None:
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Make ``path`` hold ``data``: readers see the old content or the new, never a part. One
-    writer at a time (the staged name is fixed, so a killed writer's leftover is known)."""
-    staged = path.with_name(TMP_PREFIX + path.name)
-    staged.write_bytes(data)
-    fsync_file(staged)
-    os.replace(staged, path)
+    """Make ``path`` hold ``data``: readers see the old content or the new, never a part. The
+    staged file's name is its own (two writers never share one, and it is short whatever the
+    target's length); it is removed if the write fails."""
+    staged = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(6)}")
+    try:
+        staged.write_bytes(data)
+        fsync_file(staged)
+        os.replace(staged, path)
+    except Exception:  # not on KeyboardInterrupt: like a kill, it leaves the file to the next sweep
+        staged.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
+
+
+def storage_error(exc: BaseException) -> StorageError | None:
+    """The StorageError a failed write stands for when the disk refused it (full, over quota or
+    read-only); None for any other failure. SQLite and FAISS say so in exceptions of their own."""
+    if isinstance(exc, OSError):
+        code = exc.errno
+    elif isinstance(exc, sqlite3.Error):
+        code = errno.ENOSPC if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL else None
+    elif isinstance(exc, RuntimeError):  # FAISS: "... write error in PATH: 65491 != 512000 (No space left on device)"
+        code = next((c for c in (*FULL, errno.EROFS) if f"({os.strerror(c)})" in str(exc)), None)
+    else:
+        code = None
+    if code in FULL:
+        return StorageError(
+            "the disk holding the index is full; free some space on it or set RAG_INDEX_DIR to a "
+            "folder on a larger disk; nothing was changed"
+        )
+    if code == errno.EROFS:
+        return StorageError(
+            "the index folder is on a read-only disk; make it writable or set RAG_INDEX_DIR to a "
+            "writable folder; nothing was changed"
+        )
+    return None
 
 
 @contextmanager

@@ -158,21 +158,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def stop() -> None:
         server.should_exit = True
 
-    from .http.protocol import HeadDeadlineProtocol
+    from .http.protocol import server_config
 
     engine = _engine()
     app = create_app(engine, on_fatal=stop)
-    protocol = type("Protocol", (HeadDeadlineProtocol,), {"head_seconds": engine.settings.head_seconds})
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        http=protocol,  # a request's head must arrive within RAG_HEAD_SECONDS
-        limit_concurrency=engine.settings.max_connections,  # beyond: 503 at once, memory bounded
-        timeout_keep_alive=5,  # an idle kept-alive connection closes after 5 s
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, engine.settings, args.host, args.port))
     print(f"Serving on http://{args.host}:{args.port}/ (Ctrl+C stops)", file=sys.stderr)
     server.run()
     failure = app.state.runtime.failure

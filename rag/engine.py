@@ -7,10 +7,12 @@ import asyncio
 import hashlib
 import itertools
 import json
-import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from pathlib import Path
@@ -22,13 +24,21 @@ from .answer.factory import create_answerer, create_writer
 from .answer.generative import AnswerWriter
 from .answer.questions import Turn, check_citation_limit, check_question, earlier_questions, fit_history
 from .answer.smalltalk import CHITCHAT, NO_CONTENT, ChitChatHead, has_content, plain_answer
-from .atomic import replace_file
+from .atomic import remove_leftovers, replace_file, storage_error
 from .embed.base import Embedder
 from .embed.factory import check_backend, create_embedder
-from .errors import IndexInvalidError, IndexMissingError, InputError, RagError, UnsupportedTypeError
-from .ingest.discover import kinds, load_documents
+from .errors import (
+    IndexInvalidError,
+    IndexMissingError,
+    InputError,
+    NotFoundError,
+    RagError,
+    StorageError,
+    UnsupportedTypeError,
+)
+from .ingest.discover import document_id, kinds, load_documents, read_document
 from .ingest.document import Document, Skipped
-from .ingest.language import english_name, probabilities, sure_language
+from .ingest.language import check_language, english_name, probabilities, sure_language
 from .ingest.loaders import LOADERS
 from .ingest.segment import SEGMENTER
 from .retrieve.answerability import Bars, Decision, Thresholds, decide
@@ -38,13 +48,17 @@ from .retrieve.late_interaction import LanguageSplit, Retrieval, retrieve
 from .settings import INDEX_TYPES, Settings, choose
 from .store import reuse
 from .store.factory import vector_store
-from .store.generations import build_lock, live_generation
+from .store.generations import build_lock, free_room, live_generation
 from .store.index import LoadedIndex, bytes_needed, check_room, load_index, write_index
 from .store.manifest import FIX
+from .store.metadata import Listed
 from .store.tokens import TokenVectors
 
 UPLOADS = "uploads"  # folder of the index folder that keeps uploaded files
-MAX_UPLOAD_NAME = 200  # characters of an uploaded file's name
+NAME_MAX = 255  # bytes of a file name on Linux's filesystems (ext4, XFS, Btrfs, tmpfs)
+# Characters refused in an uploaded file's name: controls (newlines among them), format characters
+# (bidi overrides such as U+202E, zero-width ones), surrogates, line and paragraph separators.
+HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 TOKENIZED_AT_ONCE = 256  # texts counted per call when a build estimates its size on disk
 EARLIER_LOOKED_AT = 3  # the user's last turns searched for the question a follow-up leans on
 
@@ -80,6 +94,48 @@ class BuildReport:
     location: Path
     skipped: list[Skipped]
     left_out: tuple[str, ...] = ()  # ids of the previous index's documents the new one does not hold
+    listed: tuple[dict, ...] = ()  # the added documents as GET /api/documents lists them
+
+
+def listing(document: Document | Listed, sentences: int) -> dict:
+    """A document as GET /api/documents lists it."""
+    return {
+        "id": document.id,
+        "title": document.title,
+        "language": document.language,
+        "format": document.format,
+        "sentences": sentences,
+        "sha256": document.source_sha256,
+    }
+
+
+def upload_name(filename: str) -> str:
+    """The name an uploaded file is kept under: the last part of ``filename``, NFC-normalised.
+    A name that is empty or hidden, over NAME_MAX bytes, or that holds a character that is
+    invisible or moves the text around it (HIDDEN_CATEGORIES) is refused."""
+    name = unicodedata.normalize("NFC", Path(filename.replace("\\", "/")).name.strip())
+    if not name or name.startswith("."):
+        raise InputError("the upload needs a file name such as report.pdf")
+    hidden = next((char for char in name if unicodedata.category(char) in HIDDEN_CATEGORIES), None)
+    if hidden is not None:  # its position is not told: the message would show it as the name does
+        raise InputError(f"the file name holds the invisible or control character U+{ord(hidden):04X}; rename it")
+    size = len(name.encode("utf-8"))
+    if size > NAME_MAX:
+        raise InputError(f"the file name is {size} bytes long in UTF-8, over the {NAME_MAX} a name may have; rename it")
+    return name
+
+
+def _identified(documents: list[Document], current: LoadedIndex) -> list[Document]:
+    """``documents`` with ids unlike each other and unlike ``current``'s, except that a file
+    already in it (same path) keeps its id; as ``load_documents`` gives them with its index."""
+    known = {str(Path(d.path).resolve()): d.id for d in current.listed.values()}
+    ids = set(current.documents)
+    identified = []
+    for document in documents:
+        path = Path(document.path)
+        identified.append(replace(document, id=known.get(str(path.resolve())) or document_id(path, ids.__contains__)))
+        ids.add(identified[-1].id)
+    return identified
 
 
 class Engine:
@@ -150,72 +206,93 @@ class Engine:
     def add_documents(self, paths: Sequence[Path], progress: bool = False, language: str | None = None) -> BuildReport:
         """Add the documents under ``paths`` to the live index, in a new generation; a file
         already in it (same path) replaces its old version under the same id. Only their
-        sentences are embedded."""
+        sentences are embedded. The files are read before the build lock is taken: a slow one
+        holds up no other build."""
         started = time.perf_counter()
+        documents, skipped = load_documents(paths, language)
         with build_lock(self.settings.index_dir):
-            current = self._current()
-            known = {str(Path(d.path).resolve()): d.id for d in current.listed.values()}
-            added, skipped = load_documents(paths, language, taken=current.documents, known=known)
-            replaced = {document.id for document in added}
-            kept = [d for d in current.in_row_order if d.id not in replaced]
-            return self._publish(kept + added, skipped, current, started, progress, [d.id for d in added])
+            return self._add(documents, skipped, started, progress)
+
+    def _add(self, documents: list[Document], skipped: list[Skipped], started: float, progress: bool) -> BuildReport:
+        """Publish the live index with ``documents`` added. The caller holds ``build_lock``."""
+        current = self._current()
+        added = _identified(documents, current)
+        replaced = {document.id for document in added}
+        kept = [d for d in current.in_row_order if d.id not in replaced]
+        return self._publish(kept + added, skipped, current, started, progress, [d.id for d in added])
 
     def remove_documents(self, ids: Sequence[str]) -> BuildReport:
-        """Remove documents from the live index, in a new generation; nothing is embedded."""
+        """Remove documents from the live index, in a new generation; nothing is embedded. Their
+        kept uploads go with them."""
         started = time.perf_counter()
         with build_lock(self.settings.index_dir):
             current = self._current()
             unknown = [i for i in ids if i not in current.documents]
             if unknown:
-                raise InputError(f"no document {unknown[0]!r} in the index; `rag documents` lists them")
+                raise NotFoundError(f"no document {unknown[0]!r} in the index; `rag documents` lists them")
             removed = set(ids)
             kept = [d for d in current.in_row_order if d.id not in removed]
             if not kept:
                 raise InputError("that would leave the index empty; `rag index PATH` builds one from other documents")
-            report = self._publish(kept, [], current, started, progress=False)
-        uploads = (self.settings.index_dir / UPLOADS).resolve()
-        for document_id in ids:  # an uploaded file goes with its document; nothing else refers to it
-            folder = Path(current.listed[document_id].path).resolve().parent
-            if folder.parent == uploads:
-                shutil.rmtree(folder, ignore_errors=True)
-        return report
+            return self._publish(kept, [], current, started, progress=False)
 
     def add_upload(self, filename: str, data: bytes, language: str | None = None) -> BuildReport:
-        """Add an uploaded file. It is kept under the index folder (``uploads/<digest>/<name>``,
-        so that a file never overwrites another) and removed again if it cannot be added."""
-        name = Path(filename.replace("\\", "/")).name.strip()
-        if not name or name.startswith(".") or "\x00" in name or len(name) > MAX_UPLOAD_NAME:
-            raise InputError("the upload needs a file name such as report.pdf")
+        """Add an uploaded file. It is kept under the index folder as ``uploads/<digest>/<name>``
+        (the same bytes under the same name are the same document) for as long as its document
+        is in the live index. It is read before the build lock is taken; written, and removed
+        again if it cannot be added, under it."""
+        name = upload_name(filename)
         if Path(name).suffix.lower() not in LOADERS:
             raise UnsupportedTypeError(f"{name} is not a {kinds()} file")
-        folder = self.settings.index_dir / UPLOADS / hashlib.sha256(data).hexdigest()[:16]
-        path = folder / name
-        new = not path.exists()
-        if new:
-            folder.mkdir(parents=True, exist_ok=True)
-            replace_file(path, data)
+        path = self.settings.index_dir / UPLOADS / hashlib.sha256(data).hexdigest()[:16] / name
+        started = time.perf_counter()
         try:
-            return self.add_documents([path], language=language)
-        except BaseException as exc:
-            if new:
-                shutil.rmtree(folder, ignore_errors=True)
-            if isinstance(exc, InputError):  # named by the uploader's file name: where the server keeps it is its own
-                raise type(exc)(str(exc).replace(str(path), name)) from None
-            raise
+            if language is not None:
+                check_language(language)
+            document = read_document(path, language=language, data=data)
+        except InputError as exc:  # named by the uploader's file name: where the server keeps it is its own
+            raise type(exc)(str(exc).replace(str(path), name)) from None
+        with build_lock(self.settings.index_dir):
+            new = not path.exists()  # uploads/ changes only under the lock
+            try:
+                if new:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    replace_file(path, data)
+                return self._add([document], [], started, progress=False)
+            except BaseException as exc:
+                if new:
+                    path.unlink(missing_ok=True)
+                    with suppress(OSError):
+                        path.parent.rmdir()  # unless it holds the same bytes under another name
+                refused = storage_error(exc)
+                if refused is not None:
+                    raise refused from None
+                raise
+
+    def sweep(self) -> None:
+        """Remove what killed writers left in the index folder: temporary files, and kept uploads
+        no document of the live index is read from (run when the server starts). Raises
+        BusyError while a build runs, which cleans up as it ends."""
+        with build_lock(self.settings.index_dir):
+            remove_leftovers(self.settings.index_dir)
+            live = live_generation(self.settings.index_dir, self.store).name
+            if live == self.index.generation:  # else a build went live since: the next one sweeps
+                self._sweep(self.index.listed.values())
+
+    def _sweep(self, documents: Iterable[Document | Listed]) -> None:
+        """Remove every file under uploads/ that none of ``documents`` is read from, and the
+        folders left empty. The caller holds ``build_lock``: nothing is being written there."""
+        needed = {Path(d.path).resolve() for d in documents}
+        for path in sorted((self.settings.index_dir / UPLOADS).rglob("*"), reverse=True):  # files before folders
+            with suppress(OSError):  # what cannot go now goes at a later sweep
+                if path.is_dir():
+                    path.rmdir()  # only if empty
+                elif path.resolve() not in needed:
+                    path.unlink()
 
     def documents(self) -> list[dict]:
         """The index's documents as GET /api/documents lists them, in index order."""
-        return [
-            {
-                "id": d.id,
-                "title": d.title,
-                "language": d.language,
-                "format": d.format,
-                "sentences": d.sentences,
-                "sha256": d.source_sha256,
-            }
-            for d in self.index.row_order
-        ]
+        return [listing(d, d.sentences) for d in self.index.row_order]
 
     def _current(self) -> LoadedIndex:
         try:
@@ -276,6 +353,9 @@ class Engine:
             self.store,
             self.settings.index_type,
         )
+        self._sweep(documents)  # the uploads of documents it no longer holds, and any orphan
+        sentences = Counter(sentence.document for sentence in plan.sentences)
+        new = set(added)
         return BuildReport(
             documents=len(documents),
             sentences=len(plan.sentences),
@@ -285,6 +365,7 @@ class Engine:
             seconds=time.perf_counter() - started,
             location=location,
             skipped=skipped,
+            listed=tuple(listing(d, sentences[d.id]) for d in documents if d.id in new),
         )
 
     def _embedded_rows(self, plan: reuse.Plan, progress: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -312,7 +393,16 @@ class Engine:
             dimension=model["dimension"],
             token_dimension=model["token_dimension"],
         )
-        check_room(self.settings.index_dir, needed)
+        try:
+            check_room(self.settings.index_dir, needed)
+        except StorageError:  # older builds and leftovers go first
+            # A build that only takes documents out takes the reserve too, and is not refused in
+            # advance: it is smaller than the live build, the estimate asks more, and written at
+            # once, embedding nothing, it is left to the disk to refuse (nothing changed).
+            removal = previous is not None and not plan.to_embed and len(documents) < len(previous.listed)
+            free_room(self.settings.index_dir, self.store, reserve=removal)
+            if not removal:
+                check_room(self.settings.index_dir, needed)
 
     def load_index(self) -> LoadedIndex:
         """The live index, verified, checked against the configured model and stores, and ready

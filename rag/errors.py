@@ -13,8 +13,16 @@ class UnsupportedTypeError(InputError):
     """A file of a type no loader reads."""
 
 
+class NotFoundError(InputError):
+    """No document has the id asked for."""
+
+
 class BusyError(RagError):
     """Another build is changing the index."""
+
+
+class StorageError(RagError):
+    """The disk of the index folder refused a write: it is full, or read-only. Nothing changed."""
 
 
 class ModelError(RagError):
@@ -27,3 +35,12 @@ class IndexInvalidError(RagError):
 
 class IndexMissingError(IndexInvalidError):
     """No index has been built yet."""
+
+
+class IndexDamagedError(IndexInvalidError):
+    """A file of the index in use changed or became unreadable after it was verified and loaded:
+    answers from it stop until a good index is live again."""
+
+    def __init__(self, message: str, generation: str):
+        super().__init__(message)
+        self.generation = generation  # the folder of the damaged index, e.g. gen-000007-20261123T191508Z

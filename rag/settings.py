@@ -13,6 +13,7 @@ from .errors import RagError
 
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 INDEX_TYPES = ("auto", "flat", "hnsw")
+MIN_KEY_CHARACTERS = 16  # RAG_API_KEY
 
 
 def _default_cache_dir() -> Path:
@@ -34,12 +35,18 @@ def _whole_number(name: str, default: int, minimum: int = 1) -> int:
 
 
 def _api_key(raw: str | None) -> str | None:
-    """RAG_API_KEY as clients can send it: printable ASCII without surrounding spaces."""
+    """RAG_API_KEY as clients can send it: printable ASCII without surrounding spaces, and long
+    enough not to be guessed (wrong keys are throttled, but per client address only)."""
     if not raw:
         return None
     if raw != raw.strip() or not raw.isascii() or not raw.isprintable():
         raise RagError(
             "RAG_API_KEY must be printable ASCII without spaces around it (no client could send another one to match)"
+        )
+    if len(raw) < MIN_KEY_CHARACTERS:
+        raise RagError(
+            f"RAG_API_KEY must be at least {MIN_KEY_CHARACTERS} characters, not {len(raw)}; make one with "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))"'
         )
     return raw
 
@@ -120,6 +127,11 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # Host headers served (empty: any); "*.example.org" allowed
     max_connections: int = 256  # open connections and tasks before new requests get 503
     head_seconds: int = 10  # time a client has to send a request's line and headers
+    max_connections_per_client: int = 64  # open connections from one address (0: no cap); beyond, 503
+    write_seconds: int = 10  # time a client may take nothing of a response waiting for it before it is cut off
+    # Proxies whose X-Forwarded-For names the client (addresses or networks); none by default, so
+    # that no local process can claim another client's address to dodge the per-address limits.
+    trusted_proxies: tuple[str, ...] = ()
     # An index's token vectors up to this size (as float32) are held in memory, which makes an
     # answer about 2.8 ms faster (benchmarks/token_reads.py); larger ones are read from disk a sentence at a time.
     token_memory_mb: int = 256
@@ -161,6 +173,9 @@ class Settings:
             allowed_hosts=tuple(h.strip() for h in (env("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()),
             max_connections=_whole_number("RAG_MAX_CONNECTIONS", 256),
             head_seconds=_whole_number("RAG_HEAD_SECONDS", 10),
+            max_connections_per_client=_whole_number("RAG_MAX_CONNECTIONS_PER_CLIENT", 64, minimum=0),
+            write_seconds=_whole_number("RAG_WRITE_SECONDS", 10),
+            trusted_proxies=tuple(p.strip() for p in (env("RAG_TRUSTED_PROXIES") or "").split(",") if p.strip()),
             token_memory_mb=_whole_number("RAG_TOKEN_MEMORY_MB", 256, minimum=0),
             milvus_uri=env("RAG_MILVUS_URI") or None,
             milvus_token=env("RAG_MILVUS_TOKEN") or "",

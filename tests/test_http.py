@@ -328,28 +328,29 @@ def test_no_cors_unless_configured(client):
 def test_an_api_key_guards_everything_but_the_probes_static_files_and_sign_in(tmp_path, monkeypatch):
     from rag.http import access
 
-    engine = fake_engine(tmp_path / "index", api_key="s3cret-key")
+    key, near = "s3cret-key-for-the-tests", "s3cret-key-for-the-test"  # at least 16 characters
+    engine = fake_engine(tmp_path / "index", api_key=key)
     with ready_client(engine) as guarded:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "s3cret-ke"}, {"X-API-Key": ""}):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": near}, {"X-API-Key": ""}):
             reply = guarded.post("/api/ask", json=GOOD, headers=headers)
             assert reply.status_code == 401 and "needs a key" in reply.json()["detail"]
             assert reply.headers["WWW-Authenticate"] == "Bearer"
         assert guarded.get("/api/documents/000_8cb13a5d0c7818f1").status_code == 401
-        assert guarded.post("/api/ask", json=GOOD, headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
-        assert guarded.post("/api/ask", json=GOOD, headers={"authorization": "bearer s3cret-key"}).status_code == 200
-        assert guarded.post("/api/ask", json=GOOD, headers={"X-API-Key": "s3cret-key"}).status_code == 200
+        assert guarded.post("/api/ask", json=GOOD, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert guarded.post("/api/ask", json=GOOD, headers={"authorization": f"bearer {key}"}).status_code == 200
+        assert guarded.post("/api/ask", json=GOOD, headers={"X-API-Key": key}).status_code == 200
         assert guarded.get("/healthz").status_code == 200 and guarded.get("/readyz").status_code == 200
         assert guarded.get("/static/chat.js").status_code == 200
 
         # The page and its parts: a sign-in form, and nothing of the documents.
-        article = guarded.get("/api/documents/000_8cb13a5d0c7818f1", headers={"X-API-Key": "s3cret-key"}).json()
+        article = guarded.get("/api/documents/000_8cb13a5d0c7818f1", headers={"X-API-Key": key}).json()
         for method, path in [("GET", "/"), ("POST", "/"), ("GET", "/page/documents"), ("GET", "/page/documents/x")]:
             reply = guarded.request(method, path)
             assert reply.status_code == 401 and 'name="key"' in reply.text, path
             assert article["text"][:40] not in reply.text and "Witkoff" not in reply.text
-        wrong = guarded.post("/signin", data={"key": "s3cret-ke"}, follow_redirects=False)
+        wrong = guarded.post("/signin", data={"key": near}, follow_redirects=False)
         assert wrong.status_code == 401 and "That key is not right." in wrong.text and "set-cookie" not in wrong.headers
-        right = guarded.post("/signin", data={"key": "s3cret-key"}, follow_redirects=False)
+        right = guarded.post("/signin", data={"key": key}, follow_redirects=False)
         assert right.status_code == 303 and right.headers["location"] == "/"
         cookie = right.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=43200" in cookie
@@ -374,9 +375,7 @@ def test_an_api_key_guards_everything_but_the_probes_static_files_and_sign_in(tm
         assert out.status_code == 303 and 'rag_session=""' in out.headers["set-cookie"]
 
     with ready_client(engine, base_url="https://testserver") as secure:
-        assert (
-            "Secure" in secure.post("/signin", data={"key": "s3cret-key"}, follow_redirects=False).headers["set-cookie"]
-        )
+        assert "Secure" in secure.post("/signin", data={"key": key}, follow_redirects=False).headers["set-cookie"]
 
 
 @pytest.mark.parametrize("key", [" s3cret", "s3cret ", "clé-secrète", "tab\tkey"])

@@ -131,8 +131,9 @@ def test_a_body_that_is_not_json_gets_an_openai_error(app_client):
 
 @pytest.mark.model
 def test_the_official_client_against_a_real_server(tmp_path):
-    with running_server(tmp_path, RAG_API_KEY="s3cret") as server:
-        client = openai.OpenAI(base_url=server.base + "/v1", api_key="s3cret", max_retries=0, timeout=120)
+    key = "s3cret-key-for-the-tests"  # RAG_API_KEY: at least 16 characters
+    with running_server(tmp_path, RAG_API_KEY=key) as server:
+        client = openai.OpenAI(base_url=server.base + "/v1", api_key=key, max_retries=0, timeout=120)
         first = client.chat.completions.create(
             model="rag", messages=[{"role": "user", "content": "Who did Steve Witkoff meet yesterday?"}]
         )
@@ -155,7 +156,7 @@ def test_the_official_client_against_a_real_server(tmp_path):
         raw = httpx.post(
             server.base + "/v1/chat/completions",
             json={"model": "rag", "messages": messages, "stream": True},
-            headers={"Authorization": "Bearer s3cret"},
+            headers={"Authorization": f"Bearer {key}"},
             timeout=120,
         )
         lines = [line for line in raw.text.splitlines() if line]

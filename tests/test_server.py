@@ -202,7 +202,7 @@ def test_smuggling_shapes_and_host_headers_get_no_purchase(server):
         b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
     )
-    # Refused whole (llhttp: "Invalid HTTP request received."), never read as two requests.
+    # Refused whole by llhttp (rag/http/protocol.py answers it), never read as two requests.
     assert both.startswith(b"HTTP/1.1 400 ") and both.count(b"HTTP/1.1 ") == 1 and b"connection: close" in both
     slash = raw_request(server, b"GET /healthz/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
     assert slash.startswith(b"HTTP/1.1 404 ") and b"evil.example" not in slash, "no redirect built from Host"

@@ -17,6 +17,7 @@ from .runtime import RuntimeDep
 from .schemas import (
     BAD_BODY,
     CUT_HEADER,
+    DELETE_REFUSED,
     NOT_READY,
     UPLOAD_REFUSED,
     AskRequest,
@@ -26,6 +27,7 @@ from .schemas import (
     DocumentOut,
     Problem,
     cut_header,
+    over_limit,
     problem,
 )
 
@@ -116,18 +118,22 @@ def upload(
     if not runtime.ready.is_set():
         return runtime.not_ready()
     engine = runtime.engine
-    report = engine.add_upload(file.filename or "", file.file.read(), language or None)
+    limit = engine.settings.max_upload_mb * 1024 * 1024
+    data = file.file.read(limit + 1)  # the body limit leaves room for the form around the file
+    if len(data) > limit:
+        return problem(413, over_limit(limit))
+    report = engine.add_upload(file.filename or "", data, language or None)
     engine.refresh()
-    return next(d for d in engine.documents() if d["id"] == report.added[0])
+    return report.listed[0]  # as added, even if a delete took it out since
 
 
-@router.delete("/api/documents/{document_id}", status_code=204, responses={404: {"model": Problem}, **NOT_READY})
+@router.delete("/api/documents/{document_id}", status_code=204, responses={**DELETE_REFUSED, **NOT_READY})
 def delete(document_id: DocumentId, runtime: RuntimeDep):
     """Remove a document; answers stop citing it as soon as this returns."""
     if not runtime.ready.is_set():
         return runtime.not_ready()
     engine = runtime.engine
-    if document_id not in engine.index.documents:
+    if document_id not in engine.index.documents:  # else NotFoundError: a build took it out since
         return problem(404, f"there is no document {document_id!r}")
     engine.remove_documents([document_id])
     engine.refresh()

@@ -16,12 +16,19 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from ..engine import Engine
-from ..errors import BusyError, InputError, UnsupportedTypeError
+from ..errors import (
+    BusyError,
+    IndexInvalidError,
+    InputError,
+    NotFoundError,
+    StorageError,
+    UnsupportedTypeError,
+)
 from . import api, openai_api, page
-from .access import Sessions
+from .access import Sessions, Throttle
 from .admission import Busy
 from .middleware import BodyLimit, Guard
 from .openai_api import openai_error
@@ -30,6 +37,7 @@ from .schemas import problem
 
 MAX_BODY_BYTES = 64 * 1024
 MULTIPART_OVERHEAD = 16 * 1024
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")  # sorted, as Allow names them
 
 
 def _describe(exc: RequestValidationError) -> str:
@@ -45,12 +53,13 @@ def _describe(exc: RequestValidationError) -> str:
 
 
 def _allowed(app: FastAPI, request: Request) -> list[str]:
-    """Every method some route serves at this request's path."""
-    methods: set[str] = set()
-    for route in [*app.router.routes, *api.router.routes, *page.router.routes]:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods
-    return sorted(methods)
+    """Every method some route serves at this request's path: each asked of the app's routes,
+    which are FastAPI's wrappers of the included routers (their routes are not listed)."""
+    return [
+        method
+        for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in app.router.routes)
+    ]
 
 
 def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> FastAPI:
@@ -79,9 +88,11 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     if engine.settings.allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(engine.settings.allowed_hosts))
     key = engine.settings.api_key
-    app.state.sessions = Sessions(key) if key else None
+    app.state.sessions, app.state.throttle = (Sessions(), Throttle()) if key else (None, None)
     # Added last, so outermost: every response carries its headers.
-    app.add_middleware(Guard, api_key=key, sessions=app.state.sessions, signin_page=page.signin_page)
+    app.add_middleware(
+        Guard, api_key=key, sessions=app.state.sessions, throttle=app.state.throttle, signin_page=page.signin_page
+    )
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     app.include_router(page.router)
     app.include_router(api.router)
@@ -89,7 +100,9 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
 
     def refusal(request: Request, status: int, detail: str, headers: dict | None = None) -> JSONResponse:
         """A refusal in the shape of the route's protocol: OpenAI's under /v1/, ours elsewhere.
-        OpenAI answers a request it cannot take with 400, where ours says 422."""
+        OpenAI answers a request it cannot take with 400, where ours says 422. The server's own
+        folders are left out of the detail."""
+        detail = runtime.public(detail)
         if request.url.path.startswith(openai_api.PREFIX):
             kind = "server_error" if status >= 500 else "invalid_request_error"
             return openai_error(400 if status == 422 else status, detail, kind, headers=headers)
@@ -108,6 +121,8 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
             return refusal(request, 422, f"the body is not valid JSON: {str(cause).split(';')[0]}")
         if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
             return refusal(request, 400, "the body is not UTF-8 text")
+        if exc.status_code == 400 and isinstance(cause, RecursionError):  # json's C parser, about 1,000 deep
+            return refusal(request, 422, "the body is not valid JSON: it is nested too deep")
         return refusal(request, exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
@@ -116,7 +131,12 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
 
     @app.exception_handler(InputError)
     async def invalid_input(request: Request, exc: InputError) -> JSONResponse:
-        return refusal(request, 415 if isinstance(exc, UnsupportedTypeError) else 422, str(exc))
+        status = 415 if isinstance(exc, UnsupportedTypeError) else 404 if isinstance(exc, NotFoundError) else 422
+        return refusal(request, status, str(exc))
+
+    @app.exception_handler(StorageError)
+    async def no_room(request: Request, exc: StorageError) -> JSONResponse:
+        return refusal(request, 507, str(exc))  # Insufficient Storage: the disk is full or read-only
 
     @app.exception_handler(BusyError)
     async def building(request: Request, exc: BusyError) -> JSONResponse:
@@ -125,5 +145,9 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:
         return refusal(request, 503, str(exc), headers={"Retry-After": "1"})
+
+    @app.exception_handler(IndexInvalidError)
+    async def unreadable_index(request: Request, exc: IndexInvalidError) -> JSONResponse:
+        return refusal(request, 503, runtime.unusable(exc), headers={"Retry-After": "5"})
 
     return app

@@ -8,10 +8,10 @@ from http.cookies import CookieError, SimpleCookie
 
 from starlette.datastructures import Headers
 
-from .access import COOKIE, Sessions, is_open, key_matches
+from .access import COOKIE, Sessions, Throttle, client_address, is_open, key_matches, too_many
 from .openai_api import PREFIX as OPENAI_PREFIX
-from .openai_api import openai_error
-from .schemas import problem
+from .openai_api import openai_error, refusal_for
+from .schemas import over_limit, problem
 
 SECURITY_HEADERS = {
     # Scripts, styles and everything else come from this server only; no inline script.
@@ -24,34 +24,64 @@ NEEDS_KEY = "this API needs a key: send it as 'Authorization: Bearer KEY' or 'X-
 KEYED = ("/api/", OPENAI_PREFIX)  # API paths: refused in their own shape without the key
 
 
-def _has_key(headers: Headers, key: str) -> bool:
+def _offered(headers: Headers) -> str:
+    """The key a client sent; '' if none."""
     authorization = headers.get("authorization", "")
-    offered = authorization[7:] if authorization[:7].lower() == "bearer " else headers.get("x-api-key", "")
-    return key_matches(offered, key)
+    return authorization[7:] if authorization[:7].lower() == "bearer " else headers.get("x-api-key", "")
 
 
 class Guard:
     """The security headers on every response; and, when an API key is set, the key (or the
     session cookie of a browser that signed in with it) for everything but the probes, the
-    static files and the sign-in (access.py). A browser without it gets the sign-in page."""
+    static files and the sign-in (access.py). A browser without it gets the sign-in page. A
+    client address that sent too many wrong keys is refused with 429 for a while."""
 
-    def __init__(self, app, api_key: str | None, sessions: Sessions | None, signin_page: Callable):
-        self.app, self.api_key, self.sessions, self.signin_page = app, api_key, sessions, signin_page
+    def __init__(
+        self, app, api_key: str | None, sessions: Sessions | None, throttle: Throttle | None, signin_page: Callable
+    ):
+        self.app, self.api_key, self.sessions, self.throttle = app, api_key, sessions, throttle
+        self.signin_page = signin_page
         self.headers = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
-    def _allowed(self, scope) -> bool:
-        if not self.api_key or is_open(scope["path"]):
-            return True
-        headers = Headers(scope=scope)
-        if _has_key(headers, self.api_key):
-            return True
+    def _signed_in(self, headers: Headers) -> bool:
         cookies = SimpleCookie()
         try:
             cookies.load(headers.get("cookie", ""))
         except CookieError:
             return False
         session = cookies.get(COOKIE)
-        return self.sessions is not None and self.sessions.valid(session.value if session else None)
+        return session is not None and self.sessions.valid(session.value)
+
+    def _refusal(self, scope):
+        """None to let the request in, else the response that refuses it."""
+        if not self.api_key or is_open(scope["path"]):
+            return None
+        headers = Headers(scope=scope)
+        if self._signed_in(headers):  # a session is no guess at the key: never throttled
+            return None
+        address = client_address(scope)
+        wait = self.throttle.wait(address)
+        if wait:
+            return self._refuse(scope["path"], 429, too_many(wait), {"Retry-After": str(wait)})
+        offered = _offered(headers)
+        if key_matches(offered, self.api_key):
+            return None
+        if offered:  # no key at all is no guess
+            self.throttle.failed(address)
+        return self._refuse(scope["path"], 401, NEEDS_KEY, {"WWW-Authenticate": "Bearer"})
+
+    def _refuse(self, path: str, status: int, detail: str, headers: dict):
+        """In the shape of what was asked: OpenAI's under /v1, ours under /api, else the sign-in form."""
+        throttled = status == 429
+        if path.startswith(OPENAI_PREFIX):
+            if throttled:
+                return openai_error(429, detail, "requests", code="rate_limit_exceeded", headers=headers)
+            return openai_error(401, detail, code="invalid_api_key", headers=headers)
+        if path.startswith(KEYED):
+            return problem(status, detail, headers=headers)
+        if throttled:  # the form says when to come back
+            return self.signin_page(f"{detail.capitalize()}.", status=429, headers=headers)
+        return self.signin_page(None)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -62,15 +92,8 @@ class Guard:
                 message = {**message, "headers": [*message.get("headers", []), *self.headers]}
             await send(message)
 
-        path = scope["path"]
-        if not self._allowed(scope):
-            headers = {"WWW-Authenticate": "Bearer"}
-            if path.startswith(OPENAI_PREFIX):
-                refusal = openai_error(401, NEEDS_KEY, code="invalid_api_key", headers=headers)
-            elif path.startswith(KEYED):
-                refusal = problem(401, NEEDS_KEY, headers=headers)
-            else:  # the page and its parts: sign in first
-                refusal = self.signin_page(None)
+        refusal = self._refusal(scope)
+        if refusal is not None:
             return await refusal(scope, receive, send_with_headers)
         await self.app(scope, receive, send_with_headers)
 
@@ -82,12 +105,8 @@ class BodyLimit:
     def __init__(self, app, limit: int, larger: dict[str, int] | None = None):
         self.app, self.default, self.larger = app, limit, larger or {}
 
-    @staticmethod
-    def _size(limit: int) -> str:
-        return f"{limit // 1024 // 1024} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
-
     async def _refuse(self, scope, receive, send, limit: int) -> None:
-        await problem(413, f"the body is over {self._size(limit)}")(scope, receive, send)
+        await refusal_for(scope["path"], 413, over_limit(limit))(scope, receive, send)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -96,7 +115,9 @@ class BodyLimit:
         headers = dict(scope["headers"])
         if b"content-length" in headers and b"transfer-encoding" in headers:
             # Two lengths that a proxy and this server may read differently: request smuggling.
-            refusal = problem(400, "a request may not carry both Content-Length and Transfer-Encoding")
+            refusal = refusal_for(
+                scope["path"], 400, "a request may not carry both Content-Length and Transfer-Encoding"
+            )
             return await refusal(scope, receive, send)
         declared = headers.get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > limit:

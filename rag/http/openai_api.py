@@ -24,7 +24,7 @@ from ..answer.base import Answer
 from ..answer.questions import Turn
 from . import sse
 from .runtime import RuntimeDep
-from .schemas import CUT_HEADER, cut_header
+from .schemas import CUT_HEADER, cut_header, problem
 
 MODEL = "rag"
 CREATED = 1764000000  # when the model was first served, for /v1/models (a fixed time, as OpenAI lists)
@@ -60,6 +60,16 @@ def _error_body(message: str, kind: str, param=None, code=None) -> dict:
 def openai_error(status: int, message: str, kind: str = "invalid_request_error", param=None, code=None, headers=None):
     """An error in OpenAI's shape."""
     return JSONResponse(_error_body(message, kind, param, code), status_code=status, headers=headers)
+
+
+def refusal_for(path: str, status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+    """A refusal made before any route is reached, in the shape of the path's: OpenAI's under
+    /v1/, ours elsewhere."""
+    if path.startswith(PREFIX):
+        return openai_error(
+            status, detail, "server_error" if status >= 500 else "invalid_request_error", headers=headers
+        )
+    return problem(status, detail, headers)
 
 
 class TextPart(BaseModel):
@@ -134,11 +144,13 @@ def _stream_error(message: str) -> str:
     return sse.event(_error_body(message, "server_error"))
 
 
+@router.head("/models", include_in_schema=False)
 @router.get("/models", responses=_errors(401))
 def models():
     return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "rag"}]}
 
 
+@router.head("/models/{model}", include_in_schema=False)
 @router.get("/models/{model}", responses=_errors(404))
 def model(model: Annotated[str, PathParameter(examples=[MODEL])]):
     if model != MODEL:

@@ -18,9 +18,9 @@ from fastapi.templating import Jinja2Templates
 from ..answer.base import Answer, Citation
 from ..answer.citations import in_reading_order
 from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_QUESTION_CHARACTERS, MAX_TURNS, Turn, fit_history
-from ..errors import InputError
+from ..errors import IndexInvalidError, InputError
 from ..store.index import LoadedIndex
-from .access import COOKIE, SESSION_SECONDS, key_matches
+from .access import COOKIE, SESSION_SECONDS, client_address, key_matches, too_many
 from .admission import Busy
 from .runtime import Runtime, RuntimeDep
 from .schemas import problem
@@ -144,6 +144,8 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
         return refused(f"Cannot ask that: {exc}.", 422)
     except Busy as exc:
         return refused(f"{exc}.", 503)
+    except IndexInvalidError as exc:
+        return refused(runtime.unusable(exc), 503)
     history = [*history, Turn("user", question.strip()), Turn("assistant", answer.answer[:MAX_ANSWER_CHARACTERS])]
     sources: dict[str, list[int]] = {}  # each cited document once, with its citations' ids
     for citation in answer.citations:
@@ -176,6 +178,7 @@ def generated_parts(answer: Answer) -> list[tuple[str, Citation | None]]:
     return parts
 
 
+@router.head("/page/documents")
 @router.get("/page/documents")
 def listing(runtime: RuntimeDep):
     """The documents and the generation they belong to, for the page's script."""
@@ -185,6 +188,7 @@ def listing(runtime: RuntimeDep):
     return {"generation": index.generation, "documents": _listing(index)}
 
 
+@router.head("/page/documents/{document_id}", response_class=HTMLResponse)
 @router.get("/page/documents/{document_id}", response_class=HTMLResponse)
 def fragment(request: Request, document_id: str, runtime: RuntimeDep):
     """One document as the page shows it, for the page's script to put in place."""
@@ -198,9 +202,10 @@ def fragment(request: Request, document_id: str, runtime: RuntimeDep):
     return templates.TemplateResponse(request, "_document.html", {"document": view, "generation": index.generation})
 
 
-def signin_page(error: str | None, status: int = 401) -> HTMLResponse:
+def signin_page(error: str | None, status: int = 401, headers: dict | None = None) -> HTMLResponse:
     """The sign-in form, and nothing of the documents."""
-    return HTMLResponse(templates.get_template("signin.html").render(error=error), status_code=status)
+    page = templates.get_template("signin.html").render(error=error)
+    return HTMLResponse(page, status_code=status, headers=headers)
 
 
 async def _form_field(request: Request, name: str) -> str:
@@ -211,6 +216,7 @@ async def _form_field(request: Request, name: str) -> str:
     return (fields.get(name) or [""])[0]
 
 
+@router.head("/signin", response_class=HTMLResponse)
 @router.get("/signin", response_class=HTMLResponse)
 def signin_form(runtime: RuntimeDep):
     if not runtime.engine.settings.api_key:
@@ -220,12 +226,18 @@ def signin_form(runtime: RuntimeDep):
 
 @router.post("/signin", response_class=HTMLResponse)
 async def signin(request: Request, runtime: RuntimeDep):
-    """The key typed in the form: right, a signed session cookie and on to the page; wrong, the
-    form again, with no hint of how close it was."""
+    """The key typed in the form: right, a session cookie and on to the page; wrong, the form
+    again, with no hint of how close it was; after too many wrong ones from this address, 429
+    for a while (access.Throttle)."""
     key = runtime.engine.settings.api_key
     if not key:
         return problem(404, "this server needs no key")
+    throttle, address = request.app.state.throttle, client_address(request.scope)
+    wait = throttle.wait(address)
+    if wait:
+        return signin_page(f"{too_many(wait).capitalize()}.", status=429, headers={"Retry-After": str(wait)})
     if not key_matches(await _form_field(request, "key"), key):
+        throttle.failed(address)
         return signin_page("That key is not right.")
     response = RedirectResponse("/", status_code=303)  # a path: nothing taken from the Host header
     response.set_cookie(
@@ -240,7 +252,11 @@ async def signin(request: Request, runtime: RuntimeDep):
 
 
 @router.post("/signout")
-def signout():
+async def signout(request: Request):
+    """Ends the session on the server too, so that a copy of the cookie opens nothing. Async:
+    the sessions are used on the event loop's thread only."""
+    if request.app.state.sessions is not None:
+        request.app.state.sessions.end(request.cookies.get(COOKIE))
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(COOKIE, httponly=True, samesite="strict")
     return response

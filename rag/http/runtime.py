@@ -4,12 +4,14 @@ admission line, and answering through it.
 The model and the index load in a background thread at start-up, so /healthz answers at once
 and /readyz says 503 until answers can be given. The same thread then watches the index folder
 and switches to a new build within a second or so; a build that fails to load is logged and
-the one in use stays.
+the one in use stays. An index found damaged while serving (``IndexDamagedError``) makes the
+server not ready until a new build has loaded.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
@@ -20,7 +22,7 @@ from fastapi import Depends, Request
 from ..answer.base import Answer
 from ..answer.questions import Turn, fit_history
 from ..engine import Engine
-from ..errors import IndexMissingError, RagError
+from ..errors import IndexDamagedError, IndexInvalidError, IndexMissingError, RagError
 from .admission import Admission
 from .schemas import problem
 
@@ -36,6 +38,8 @@ class Runtime:
         self.admission = Admission(settings.max_running, settings.max_waiting, settings.queue_seconds)
         self.ready = threading.Event()
         self.failure: RagError | None = None  # why the engine could not be made ready
+        self.damage: IndexDamagedError | None = None  # why the index in use can no longer answer
+        self._damage_lock = threading.Lock()  # a damaged index is never marked after its successor loaded
         self._on_fatal = on_fatal
         self._stopping = threading.Event()
 
@@ -56,6 +60,7 @@ class Runtime:
             # A question (with a digit, so never chit-chat) loads the model, the index, the language
             # model and the thresholds, and pays first-call costs now; it never reaches an LLM server.
             engine.extract("What happened in 2024?")
+            self._sweep()
             self.ready.set()
             log.info("ready")
         except RagError as exc:
@@ -69,11 +74,23 @@ class Runtime:
             try:
                 if engine.refresh():
                     log.info("now serving %s", engine.index.generation)
+                with self._damage_lock:
+                    if self.damage is not None and self.damage.generation != engine.index.generation:
+                        self.damage = None
+                        self.ready.set()
                 refused = None
             except RagError as exc:
                 if str(exc) != refused:  # say it once, not every second
                     log.error("still serving %s; the new index cannot be used: %s", engine.index.generation, exc)
                 refused = str(exc)
+
+    def _sweep(self) -> None:
+        """Remove what a killed upload or build left, before uploads are taken; a disk that
+        cannot be written still serves answers."""
+        try:
+            self.engine.sweep()
+        except RagError as exc:
+            log.warning("leftovers of earlier builds not removed: %s", exc)
 
     async def extract(self, question: str, top_k: int | None, history: Sequence[Turn]) -> Answer:
         """The engine's cited sentences or abstention, once admitted; Busy if the line is full."""
@@ -98,8 +115,33 @@ class Runtime:
         writer = self.engine.writer
         return extractive if writer is None else await writer.written(extractive, fit_history(history).turns)
 
+    def damaged(self, exc: IndexDamagedError) -> None:
+        """Stop answering from the index in use, unless a new build replaced it meanwhile."""
+        with self._damage_lock:
+            if self.ready.is_set() and exc.generation == self.engine.index.generation:
+                self.damage = exc
+                self.ready.clear()
+                log.error("%s; answers resume when a new build has loaded", exc)
+
+    def unusable(self, exc: IndexInvalidError) -> str:
+        """What to tell a client whose answer found the index in use unreadable; a damaged one
+        stops answers until a new build has loaded."""
+        if isinstance(exc, IndexDamagedError):
+            self.damaged(exc)
+        return self.public(str(exc))
+
     def not_ready_detail(self) -> str:
-        return f"not ready: {self.failure}" if self.failure else "the model and index are still loading"
+        reason = self.failure or self.damage
+        return f"not ready: {self.public(str(reason))}" if reason else "the model and index are still loading"
+
+    def public(self, detail: str) -> str:
+        """``detail`` without the server's own folders: a client learns which file, not where it lies."""
+        settings = self.engine.settings
+        for folder, name in ((settings.index_dir, "the index folder"), (settings.cache_dir, "the model cache")):
+            # Absolute spellings only: a relative one ("index") tells nothing and is also a word.
+            for spelling in {str(folder.resolve()), str(folder)} if folder.is_absolute() else {str(folder.resolve())}:
+                detail = detail.replace(spelling + os.sep, "").replace(spelling, name)
+        return detail
 
     def not_ready(self):
         return problem(503, self.not_ready_detail(), headers={"Retry-After": "5"})

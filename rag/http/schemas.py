@@ -21,8 +21,9 @@ MOST_TURNS_SENT = 1000
 
 
 def _whole_number(value: object) -> int:
-    """JSON's 3 and 3.0 are the same number; "3", true and 2.5 are not whole numbers."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+    """JSON's 3 and 3.0 are the same number; "3", true and 2.5 are not whole numbers. An int is
+    never made a float: one of 310 digits or more would overflow it."""
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
         raise ValueError("must be a whole number")
     return int(value)
 
@@ -142,7 +143,14 @@ UPLOAD_REFUSED = {
     409: {"model": Problem, "description": "another build is changing the index; try again"},
     413: {"model": Problem, "description": "the file is over RAG_MAX_UPLOAD_MB"},
     415: {"model": Problem, "description": "not a .txt, .md, .html or .pdf file"},
-    422: {"model": Problem, "description": "the file holds no usable text, or the form is wrong"},
+    422: {"model": Problem, "description": "the file holds no usable text, its name is refused, or the form is wrong"},
+    507: {"model": Problem, "description": "the disk of the index is full or read-only; nothing was changed"},
+}
+DELETE_REFUSED = {
+    404: {"model": Problem, "description": "there is no such document"},
+    409: UPLOAD_REFUSED[409],
+    422: {"model": Problem, "description": "it is the last document of the index"},
+    507: UPLOAD_REFUSED[507],
 }
 
 
@@ -157,6 +165,12 @@ CUT_HEADER = {  # as OpenAPI documents a response header
 def cut_header(cut: int) -> dict[str, str]:
     """X-History-Cut: how many earlier turns were left out or shortened, when any were."""
     return {"X-History-Cut": str(cut)} if cut else {}
+
+
+def over_limit(limit: int) -> str:
+    """What a 413 says of a body (or an uploaded file) over ``limit`` bytes."""
+    size = f"{limit // 1024 // 1024} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
+    return f"the body is over {size}"
 
 
 def problem(status: int, detail: str, headers: dict | None = None) -> JSONResponse:

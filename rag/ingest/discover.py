@@ -80,14 +80,17 @@ def document_id(path: Path, taken: Callable[[str], bool]) -> str:
     return f"{stem}-{hashlib.sha256(str(path.resolve()).encode('utf-8')).hexdigest()[:ID_SUFFIX]}"
 
 
-def read_document(path: Path, document_id: str | None = None, language: str | None = None) -> Document:
+def read_document(
+    path: Path, document_id: str | None = None, language: str | None = None, data: bytes | None = None
+) -> Document:
     """Read one document with the loader for its type; its id is the file's name without its
-    suffix and its language is detected, unless given."""
+    suffix and its language is detected, unless given. ``data``, when given, is the file's
+    content (an upload not written yet)."""
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise UnsupportedTypeError(f"{path} is not a {kinds()} file")
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     extracted = loader.extract(data, path)

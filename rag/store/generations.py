@@ -4,25 +4,30 @@ A build fills a hidden staged folder, which is fsynced and renamed to the next g
 only then is the pointer switched; readers see the old index or the new one, never a mix. The
 pointer is the vector store's: the ``CURRENT`` file with FAISS, a collection alias with Milvus.
 Builds never interleave (a lock), and each removes what killed builds left and all but the
-newest generations of its vector store.
+newest generations of its vector store. A write the disk refuses (full, read-only) raises
+StorageError with nothing changed; a reserve file keeps room for a delete on a full disk.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..atomic import remove_leftovers, replace_file, staged_folder
+from ..atomic import remove_leftovers, replace_file, staged_folder, storage_error
 from ..errors import BusyError, IndexInvalidError, IndexMissingError, RagError
 from .manifest import FIX, MANIFEST
 from .vector_index import VectorStore
 
 CURRENT = "CURRENT"
+RESERVE = ".reserve"  # disk held back, so that on a full disk a delete can still be written
+RESERVE_BYTES = 4 * 1024 * 1024
 _LOCK = ".build.lock"
 _GEN_PREFIX = "gen-"
 
@@ -35,7 +40,7 @@ def build_lock(index_dir: Path) -> Iterator[None]:
     except FileExistsError:
         raise RagError(f"the index folder {index_dir} is a file; set RAG_INDEX_DIR to a folder") from None
     except OSError as exc:
-        raise RagError(f"cannot write in the index folder {index_dir}: {exc.strerror}") from None
+        raise storage_error(exc) or RagError(f"cannot write in the index folder {index_dir}: {exc.strerror}") from None
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -77,18 +82,56 @@ def publish(index_dir: Path, store: VectorStore, write: Callable[[Path, str], No
     try:
         with staged_folder(index_dir / name) as staged:
             write(staged, name)
-    except OSError as exc:  # a full disk, say: the staged folder is gone, the live index untouched
+    except (OSError, sqlite3.Error, RuntimeError) as exc:  # a full disk, say: the staged folder is gone
+        refused = storage_error(exc)
+        if refused is not None:
+            raise refused from None
+        if not isinstance(exc, OSError):
+            raise
         reason = exc.strerror or str(exc)
         raise RagError(f"cannot write the new index in {index_dir}: {reason}; the index in use is unchanged") from None
     try:
         previous = store.live(index_dir)
     except IndexInvalidError:  # a damaged pointer
         previous = None
-    store.switch(index_dir, name)
+    try:
+        store.switch(index_dir, name)
+    except OSError as exc:
+        if store.live(index_dir) != name:  # the pointer did not move: the new build never was
+            shutil.rmtree(index_dir / name, ignore_errors=True)
+        raise storage_error(exc) or RagError(f"cannot switch the index in {index_dir}: {exc.strerror}") from None
     # The live build and the one live before it stay; a build killed before it went live left a
     # generation that never was, and it goes too.
     _remove_old_generations(index_dir, store, keep={name, previous} - {None})
+    _hold_reserve(index_dir)
     return index_dir / name
+
+
+def _hold_reserve(index_dir: Path) -> None:
+    """Hold RESERVE_BYTES of the disk in a file while there is room for it."""
+    path = index_dir / RESERVE
+    if path.exists():
+        return
+    try:
+        with open(path, "wb") as handle:
+            handle.write(bytes(RESERVE_BYTES))  # written, not a sparse file: the blocks are its own
+            os.fsync(handle.fileno())  # a disk that allocates late says now that it has no room
+    except OSError:  # no room: it is held again after a later build
+        path.unlink(missing_ok=True)
+
+
+def free_room(index_dir: Path, store: VectorStore, reserve: bool) -> None:
+    """Make room for a build on a full disk: remove what killed builds left, every generation of
+    ``store`` but the live one, and the reserve if ``reserve``. The caller holds ``build_lock``."""
+    remove_leftovers(index_dir)
+    if reserve:
+        (index_dir / RESERVE).unlink(missing_ok=True)
+    try:
+        live = store.live(index_dir)
+    except IndexInvalidError:
+        return  # which one is live cannot be told: none is removed
+    if live is not None:
+        _remove_old_generations(index_dir, store, keep={live})
 
 
 def live_generation(index_dir: Path, store: VectorStore) -> Path:

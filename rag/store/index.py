@@ -6,10 +6,13 @@
         vectors.milvus.json the Milvus collection that holds them (RAG_VECTOR_STORE=milvus)
         tokens.i8           each sentence's token vectors, for late-interaction scoring (int8, a scale each)
         token_spans.npy     where each sentence's token vectors are in tokens.i8 (first row, rows)
+        token_checksums.npy the CRC-32 of each sentence's token vectors, checked as they are read
         background.npz      token vectors of the background sentences (abstention)
         metadata.sqlite3    documents (exact text, identity), sentences (offsets), the documents' words
         manifest.json       what was built, with how, and the checksum of each file
     .build.lock             held while a build runs, so builds never interleave
+    .reserve                disk held back for a delete on a full disk (generations.RESERVE)
+    uploads/                files added through POST /api/documents (rag/engine.py)
 
 A build streams the token vectors to disk as they come and keeps the pooled vectors in a file
 until FAISS is filled from it. A server memory-maps the vector index and reads sentences,
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexInvalidError, RagError
+from ..errors import IndexInvalidError, StorageError
 from ..ingest.document import Document, Sentence
 from .faiss_index import FaissStore
 from .generations import live_generation, publish
@@ -42,10 +45,11 @@ from .vector_index import VectorIndex, VectorStore
 
 TOKENS = "tokens.i8"
 TOKEN_SPANS = "token_spans.npy"
+TOKEN_CHECKSUMS = "token_checksums.npy"
 BACKGROUND = "background.npz"
 METADATA = "metadata.sqlite3"
 POOLED = "pooled.f32"  # written while building, removed before the generation goes live
-STORED_FILES = (TOKENS, TOKEN_SPANS, BACKGROUND, METADATA)  # beside the vector store's file
+STORED_FILES = (TOKENS, TOKEN_SPANS, TOKEN_CHECKSUMS, BACKGROUND, METADATA)  # beside the vector store's file
 
 
 def data_files(store: VectorStore) -> tuple[str, ...]:
@@ -193,6 +197,7 @@ def write_index(
                 pooled.write(row, vector)
                 tokens.write(row, token_vectors)
             np.save(folder / TOKEN_SPANS, tokens.spans, allow_pickle=False)
+            np.save(folder / TOKEN_CHECKSUMS, tokens.checksums, allow_pickle=False)
             vectors = store.create(generation, model["dimension"], len(sentences), index_type)
             for chunk in pooled.chunks():
                 vectors.add(chunk)
@@ -221,9 +226,9 @@ def check_room(index_dir: Path, needed: int) -> None:
     index_dir.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(index_dir).free
     if needed > free:
-        raise RagError(
-            f"the new index needs about {_size(needed)} but {index_dir} has {_size(free)} free; "
-            "free some space or set RAG_INDEX_DIR to a folder on a larger disk"
+        raise StorageError(
+            f"the new index needs about {_size(needed)} but the disk of the index folder has {_size(free)} "
+            "free; free some space on it or set RAG_INDEX_DIR to a folder on a larger disk"
         )
 
 
@@ -253,11 +258,11 @@ def _parse(generation: Path, name: str, parse):
         raise IndexInvalidError(f"{generation / name} {exc}; {FIX}") from None
 
 
-def _token_spans(path: Path) -> np.ndarray:
+def _array(path: Path, what: str) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)  # read from the page cache, not held
     except (OSError, ValueError, EOFError):
-        raise ValueError("is not a token span file") from None
+        raise ValueError(f"is not a {what} file") from None
 
 
 def load_index(index_dir: Path, token_memory_bytes: int = 0, store: VectorStore | None = None) -> LoadedIndex:
@@ -278,11 +283,12 @@ def load_index(index_dir: Path, token_memory_bytes: int = 0, store: VectorStore 
     catalog = _parse(generation, METADATA, lambda: Catalog.open(paths[METADATA]))
     sentences = catalog.sentence_count()
     token_dimension = manifest["model"]["token_dimension"]
-    spans = _parse(generation, TOKEN_SPANS, lambda: _token_spans(paths[TOKEN_SPANS]))
+    spans = _parse(generation, TOKEN_SPANS, lambda: _array(paths[TOKEN_SPANS], "token span"))
+    checksums = _parse(generation, TOKEN_CHECKSUMS, lambda: _array(paths[TOKEN_CHECKSUMS], "token checksum"))
     tokens = _parse(
         generation,
         TOKENS,
-        lambda: TokenFile.open(paths[TOKENS], spans, sentences, token_dimension, token_memory_bytes),
+        lambda: TokenFile.open(paths[TOKENS], spans, checksums, sentences, token_dimension, token_memory_bytes),
     )
     background = _parse(
         generation,

@@ -16,8 +16,9 @@ FORMAT = "rag-index"
 # 2: token vectors and background; 3: document identity (source and text sha256, format, language);
 # 4: headings and pages; 5: token vectors streamed to a raw file with spans, read a text at a time;
 # 6: the metadata read by row (each document's rows and length, the documents' words);
-# 7: token vectors as int8 with a float16 scale each (tokens.i8, background.npz)
-FORMAT_VERSION = 7
+# 7: token vectors as int8 with a float16 scale each (tokens.i8, background.npz);
+# 8: a CRC-32 of each text's token vectors (token_checksums.npy), checked when they are read
+FORMAT_VERSION = 8
 MANIFEST = "manifest.json"
 FIX = "run `rag index` to rebuild it"
 

@@ -15,9 +15,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import IndexDamagedError
 from ..ingest.document import Document, Sentence
 from ..ingest.layout import Heading
 from ..ingest.words import iter_words, word_has_digit
+from .manifest import FIX
 
 _SCHEMA = """
 CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT NOT NULL, path TEXT NOT NULL, text TEXT NOT NULL,
@@ -107,6 +109,7 @@ class Catalog:
     def __init__(self, path: Path):
         # Read-only and immutable: loading never writes beside the file (no journal, no lock).
         self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        self._path = path
         self._lock = threading.Lock()
         self._kept: OrderedDict[str, Document] = OrderedDict()
 
@@ -116,7 +119,7 @@ class Catalog:
         catalog = cls(path)
         try:
             catalog._check()
-        except (sqlite3.Error, json.JSONDecodeError, TypeError):
+        except (sqlite3.Error, IndexDamagedError, json.JSONDecodeError, TypeError):
             catalog.close()
             raise ValueError("is not a readable metadata database") from None
         except ValueError:
@@ -129,7 +132,13 @@ class Catalog:
 
     def _query(self, sql: str, *parameters) -> list[tuple]:
         with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
+            try:
+                return self._db.execute(sql, parameters).fetchall()
+            except sqlite3.DatabaseError as exc:  # e.g. "database disk image is malformed"
+                name = f"{self._path.parent.name}/{self._path.name}"
+                raise IndexDamagedError(
+                    f"the index in use is damaged: {name} cannot be read ({exc}); {FIX}", self._path.parent.name
+                ) from None
 
     def _check(self) -> None:
         """Each text matches its sha256, and every heading, page and sentence lies within its
