@@ -9,8 +9,9 @@ RAG_TOKEN_MEMORY_MB=0 (token vectors read from disk and checked as read) and
 RAG_MAX_UPLOAD_MB=1, on 127.0.0.1. Every attack is bounded in count, size and time and comes
 from 127.0.0.0/8; the damaged index is the last. Left out: a 2 MB line without a sentence end
 (minutes: benchmarks/hostile_documents.py) and a full or read-only disk (needs root:
-benchmarks/full_disk.py). Exits 1 if a finding did not hold. The server, and whatever it
-started, is stopped at the end, on failure or Ctrl-C too."""
+benchmarks/full_disk.py). A last row checks the server's log: no traceback, no 500. Exits 1
+if anything did not hold. The server, and whatever it started, is stopped at the end, on
+failure or Ctrl-C too."""
 
 from __future__ import annotations
 

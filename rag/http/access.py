@@ -77,7 +77,7 @@ class Throttle:
 
 def client_address(scope) -> str:
     """The peer's address: behind a reverse proxy, the proxy's, unless uvicorn takes the client's
-    from X-Forwarded-For (it does for a proxy at FORWARDED_ALLOW_IPS, by default 127.0.0.1 and ::1)."""
+    from X-Forwarded-For (only for a proxy in RAG_TRUSTED_PROXIES; none by default)."""
     client = scope.get("client")
     return client[0] if client else ""
 

@@ -53,6 +53,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._write_check: asyncio.TimerHandle | None = None
+        self._answering = None  # the request whose answer is being written (others wait in the pipeline)
         self._waiting = 0  # bytes waiting in the write buffer at the last check
         self._drained = False  # the buffer ran low since the last check
         self._address = self.client[0] if self.client else ""
@@ -83,6 +84,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def _start_asgi_task(self, cycle, app) -> None:
+        self._answering = cycle
         # uvicorn's limit_concurrency chose its plain-text 503, or this address has too many connections.
         if app is service_unavailable:
             app = _busy(cycle.scope["path"], "too many connections at once; try again in a moment")
@@ -137,6 +139,10 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
             self._arm()  # the next request on this connection gets its own deadline
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # uvicorn marks only its newest request's cycle, which may be a pipelined one still
+        # queued; the one being answered would then write to the closed transport and log an error.
+        if self._answering is not None and not self._answering.response_complete:
+            self._answering.disconnected = True
         self._disarm()
         if self._write_check is not None:
             self._write_check.cancel()
