@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import BusyError, InputError
 from .layout import Extracted, Layout
 
-# Budgets for one PDF. A client waits on it (`rag add` holds the build lock meanwhile), pypdf is
+# Budgets for one PDF. A client waits on it (an upload, `rag add`, `rag index`), pypdf is
 # slow (about 1 MB of content, 100,000 operators a second here) and has steps we cannot interrupt
 # (a font's CMap, a form's stream): a file small on disk but costly to read must be refused soon.
 MAX_PAGE_BYTES = 8 * 2**20  # a page's decoded content: a page of text is 5-50 KB, a detailed figure a few MiB
