@@ -14,7 +14,7 @@ sentence of 30 tokens, and catches any burst of damage up to 32 bits and nearly 
 Each vector is stored as int8 with one scale (its largest magnitude / 127, as float16): a row of
 768 dimensions takes 770 bytes where float16 took 1,536 (about 2.3 GB for 100,000 sentences
 instead of 4.6), and decodes faster than float16 did. Measured on the dev sets, XQuAD-R and
-SQuAD 2.0 (FINDINGS.md, benchmarks/token_formats/), scores move by 2e-4 on average (at most
+SQuAD 2.0 (docs/model-and-index.md, "Why token vectors are int8"), scores move by 2e-4 on average (at most
 1.3e-3) and the answers stay within one or two questions of float16's; fewer dimensions,
 projections, 4-bit codes and k-means residuals (ColBERTv2) all lost answers. Encoding a decoded
 row again gives the same bytes, so a row copied into a new generation keeps its score. Nothing
