@@ -14,11 +14,40 @@ from .errors import RagError
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 INDEX_TYPES = ("auto", "flat", "hnsw")
 MIN_KEY_CHARACTERS = 16  # RAG_API_KEY
+# In an index folder, what each build writes: its own folder, named from this prefix, and (FAISS)
+# the file naming the live one. How `rag` tells an index folder from another folder named index.
+GENERATION_PREFIX = "gen-"
+CURRENT = "CURRENT"
 
 
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "rag"
+
+
+def holds_index(folder: Path) -> bool:
+    """Whether ``folder`` holds what a build writes (rag/store/generations.py): the pointer to
+    the live build (FAISS) or a build (any vector store). A lock or a staged folder alone, left by
+    a first build that failed, is no index."""
+    return (folder / CURRENT).is_file() or any(p.is_dir() for p in folder.glob(GENERATION_PREFIX + "*"))
+
+
+def find_index_dir(start: Path) -> Path | None:
+    """``index/`` in ``start`` or in its nearest parent folder that has one, as git finds .git."""
+    return next((f / "index" for f in (start, *start.parents) if holds_index(f / "index")), None)
+
+
+def _index_and_seeds() -> tuple[Path, Path]:
+    """RAG_INDEX_DIR and RAG_SEEDS_DIR where set. Else the index found from the current folder
+    up, and the seeds beside it: `rag` works from any folder of a project. Where none is found,
+    ./index (where `rag index` and `rag serve` build one) and ./seeds."""
+    env = os.environ.get
+    if env("RAG_INDEX_DIR"):
+        index_dir, project = Path(env("RAG_INDEX_DIR")).absolute(), Path.cwd()
+    else:
+        index_dir = find_index_dir(Path.cwd()) or Path.cwd() / "index"
+        project = index_dir.parent
+    return index_dir, Path(env("RAG_SEEDS_DIR") or project / "seeds")
 
 
 def _whole_number(name: str, default: int, minimum: int = 1) -> int:
@@ -155,14 +184,15 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ.get
+        index_dir, seeds_dir = _index_and_seeds()
         return cls(
             embedding_model=env("RAG_EMBEDDING_MODEL") or DEFAULT_MODEL,
             backend=env("RAG_BACKEND") or "onnx",
             vector_store=env("RAG_VECTOR_STORE") or "faiss",
             answerer=env("RAG_ANSWERER") or "extractive",
             index_type=env("RAG_INDEX_TYPE") or "auto",
-            index_dir=Path(env("RAG_INDEX_DIR") or "index"),
-            seeds_dir=Path(env("RAG_SEEDS_DIR") or "seeds"),
+            index_dir=index_dir,
+            seeds_dir=seeds_dir,
             cache_dir=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else _default_cache_dir(),
             batch_size=_whole_number("RAG_BATCH_SIZE", 32),
             max_running=_whole_number("RAG_MAX_RUNNING", 2),

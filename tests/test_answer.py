@@ -82,7 +82,8 @@ def test_no_better_than_the_background_means_abstaining_without_passages(index):
     result = compose(found, index, limit=3)
     assert result.abstained and result.citations == []
     title = next(iter(index.documents.values())).title
-    assert result.answer == f"The documents do not say. They are about: {title}."
+    assert title.endswith("…"), "the article's first sentence, cut: its ellipsis ends the answer"
+    assert result.answer == f"The documents do not say. They are about: {title}"
 
 
 def test_a_near_miss_abstains_but_offers_the_closest_passage(index):
@@ -202,3 +203,13 @@ def test_the_background_is_scored_only_when_asked_for(index):
     scored = retrieve(*args, index.background)
     assert [(s.row, s.score) for s in scored.ranked] == [(s.row, s.score) for s in without.ranked]
     assert -1 <= scored.background_best <= 1 and scored.margin == scored.ranked[0].score - scored.background_best
+
+
+def test_an_abstention_after_a_cut_title_reads_as_one_sentence():
+    """Issue 32: a title cut with "…" then the sentence's period read "Vladimir…. The"."""
+    from rag.answer.extractive import about
+
+    cut = "L’envoyé spécial Steve Witkoff a rencontré hier le président russe Vladimir…"
+    assert about((cut,)) == f" They are about: {cut}"
+    assert about(("Bees", cut)) == f" They are about: Bees; {cut}"
+    assert about(("Bees",)) == " They are about: Bees."

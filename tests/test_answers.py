@@ -62,7 +62,7 @@ def test_dev_questions_are_answered_from_the_right_sentence_or_offered_as_the_cl
 def test_the_confidence_orders_the_outcomes(dev_report, engine):
     """A confident answer's confidence reaches the bar for the target precision; a closest passage's
     lies between the two bars; "not in the documents" cites nothing."""
-    bars = engine.bars
+    bars = engine.answering.bars
     for outcome in dev_report.outcomes:
         answer = outcome.answer
         if answer.outcome == "answer":

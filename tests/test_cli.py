@@ -185,9 +185,9 @@ def test_rag_chat_says_how_a_follow_up_was_read_and_what_a_long_conversation_cut
     import dataclasses
     import io
 
-    from rag.engine import Engine
+    from rag.answering import Answering
 
-    extract = Engine.extract
+    extract = Answering.extract
 
     def read_with_the_last_question(self, question, top_k=None, index=None, history=()):
         """A follow-up read as itself and the question before it (what the reading is, is not this test's)."""
@@ -195,7 +195,7 @@ def test_rag_chat_says_how_a_follow_up_was_read_and_what_a_long_conversation_cut
         earlier = [turn.content for turn in history if turn.role == "user"][-1:]
         return dataclasses.replace(answer, resolved_question=" ".join([answer.question, *earlier]))
 
-    monkeypatch.setattr(Engine, "extract", read_with_the_last_question)
+    monkeypatch.setattr(Answering, "extract", read_with_the_last_question)
     lines = ["Qui a rencontré Vladimir Poutine ?", "Et où ?", *(f"Question {i} ?" for i in range(10))]
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
     code, out, _ = rag(capsys, "chat")

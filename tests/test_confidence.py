@@ -181,4 +181,4 @@ def test_an_engine_with_an_unreached_target_precision_is_refused_before_it_reads
     with pytest.raises(RagError, match=r"RAG_CONFIDENT_PRECISION=0\.97 is above what the calibration reaches"):
         Engine(settings, embedder=FakeEmbedder())
     assert not (tmp_path / "index").exists()
-    assert Engine(Settings(index_dir=tmp_path / "index"), embedder=FakeEmbedder()).bars.answer < 1
+    assert Engine(Settings(index_dir=tmp_path / "index"), embedder=FakeEmbedder()).answering.bars.answer < 1

@@ -31,11 +31,12 @@ def test_not_ready_until_loaded_and_alive_throughout(tmp_path):
     assert client.get("/healthz").status_code == 200
     for response in (client.get("/readyz"), client.post("/api/ask", json=GOOD), client.get("/api/documents/x")):
         assert response.status_code == 503 and response.headers["Retry-After"] == "5"
-        assert response.json() == {"detail": "the model and index are still loading"}
+        assert response.json() == {"detail": "getting ready: starting"}
     page = client.get("/")
-    assert page.status_code == 503 and "still loading" in page.text and page.headers["Retry-After"] == "5"
+    assert page.status_code == 503 and "Getting ready" in page.text and page.headers["Retry-After"] == "5"
     form = client.post("/", data={"question": "Qui ?"})
-    assert form.status_code == 503 and 'class="turn error"' in form.text and form.headers["Retry-After"] == "5"
+    assert form.status_code == 503 and 'class="getting-ready"' in form.text and form.headers["Retry-After"] == "5"
+    assert 'class="turn error"' not in form.text and ">Qui ?</textarea>" in form.text, "kept for later"
     with client:
         wait_ready(client)
         assert client.post("/api/ask", json=GOOD).status_code == 200

@@ -17,6 +17,8 @@ from .conftest import REPO, SEEDS, call, free_port, model_cache_dir
 BIN = Path(sys.executable).parent
 PACKAGE_DATA = [
     "rag/web/templates/page.html",
+    "rag/web/templates/_document.html",
+    "rag/web/templates/signin.html",
     "rag/web/static/chat.js",
     "rag/web/static/page.css",
     "rag/web/static/favicon.svg",
@@ -65,7 +67,8 @@ def test_the_import_contract_catches_an_upward_import_and_a_cycle(tmp_path, modu
 def wheel(tmp_path_factory) -> Path:
     """The wheel `pip install .` would install, built from a copy of the project's files."""
     source = tmp_path_factory.mktemp("source")
-    shutil.copytree(REPO / "rag", source / "rag", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("rag", "web"):  # web/: the page, shipped as rag/web
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
@@ -87,7 +90,7 @@ def test_the_wheel_holds_every_module_template_static_and_data_file(wheel):
     assert set(PACKAGE_DATA) - names == set()
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "seeds/", "eval/"))]
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "rag = rag.cli:main" in entry_points
+    assert "rag = rag.cli:run" in entry_points
 
 
 @pytest.mark.model
@@ -140,6 +143,9 @@ def test_the_installed_wheel_indexes_and_serves_outside_the_checkout(wheel, tmp_
         assert status == 200 and "/static/chat.js" in page
         for asset in ("/static/page.css", "/static/chat.js", "/static/favicon.svg"):
             assert call(base, asset)[0] == 200, asset
+        listed = call(base, "/page/documents")[2]["documents"]
+        status, _, shown = call(base, f"/page/documents/{listed[0]['id']}")  # the _document.html template
+        assert status == 200 and f'data-document="{listed[0]["id"]}"' in shown
         status, _, answer = call(base, "/api/ask", {"question": "What did Putin demand?"})
         assert status == 200 and "formellement exclue" in answer["citations"][0]["text"]
     finally:

@@ -53,3 +53,37 @@ def test_headings_and_pages_take_their_place_in_the_text(tmp_path):
         assert headings == [(document.text[h.start : h.end], h.level) for h in document.headings]
         pages = [b.level for b in view.blocks if b.kind == "page"]
         assert pages == list(range(2, len(document.pages) + 1))
+
+
+def test_the_title_is_shown_once_where_the_text_begins_with_it(tmp_path):
+    """Issue 32: the pane showed the title, then the same words as the first heading or sentence."""
+    from rag.http.page import templates
+
+    from .test_formats import MARKDOWN
+
+    article = read_document(ARTICLE)  # titled by its first sentence, cut with "…"
+    assert article.title.endswith("…")
+    (tmp_path / "hives.md").write_text("# Winter hives\n\nHives lost a third of their bees.\n", encoding="utf-8")
+    hives = read_document(tmp_path / "hives.md")  # titled by its first heading
+    (tmp_path / "bees.md").write_text(MARKDOWN, encoding="utf-8")
+    bees = read_document(tmp_path / "bees.md")  # its title in front matter, not in the text
+    for document, separate in ((article, False), (hives, False), (bees, True)):
+        view = document_view(document, split_sentences(document))
+        assert view.separate_title is separate, document.id
+        html = templates.get_template("_document.html").render(document=view, generation="g")
+        words = document.title.removesuffix("…")
+        assert html.count(words) == 2, "in the text once (and in the article's label)"
+        assert html.count('class="document-title"') == (1 if separate or document is hives else 0)
+
+
+def test_marker_numbers_follow_the_order_shown():
+    """Issue 32: the first marker shown was [2] (citations numbered by score, shown in reading order)."""
+    from rag.http.page import marker_numbers
+
+    def cite(number, start):
+        return Citation(id=number, document="d", sentence=number, start=start, end=start + 1, text="x", score=0.5)
+
+    best, second, third = cite(1, 50), cite(2, 10), cite(3, 30)
+    shown = in_reading_order([best, second, third])
+    assert marker_numbers(shown, [best, second, third]) == {2: 1, 3: 2, 1: 3}
+    assert marker_numbers([third, third], [best, second, third]) == {3: 1, 1: 2, 2: 3}, "uncited ones after"

@@ -270,7 +270,7 @@ def alone(index: LoadedIndex, number: int) -> LoadedIndex:
 
 
 def record(engine: Engine, index: LoadedIndex, case: Case, vector: np.ndarray, tokens: np.ndarray) -> dict:
-    thresholds, split = engine._calibration(case.question, index)
+    thresholds, split = engine.answering._calibration(case.question, index)
     removed = holding(index, case.removed) if case.removed else set()
     found = retrieve(vector, tokens, index.vectors, index.tokens, None, (), thresholds, split)
     ranked = [s for s in found.ranked if s.row not in removed]

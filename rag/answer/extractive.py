@@ -21,7 +21,10 @@ TITLES_SHOWN = 3
 def about(titles: tuple[str, ...]) -> str:
     """What the documents are about, from their titles (``LoadedIndex.titles``)."""
     more = len(titles) - TITLES_SHOWN
-    return " They are about: " + "; ".join(titles[:TITLES_SHOWN]) + (f"; and {more} more." if more > 0 else ".")
+    listed = "; ".join(titles[:TITLES_SHOWN])
+    # A title cut with "…" ends the sentence itself: "Vladimir…", not "Vladimir…."
+    end = f"; and {more} more." if more > 0 else "" if listed.endswith(("…", ".", "!", "?")) else "."
+    return " They are about: " + listed + end
 
 
 class ExtractiveAnswerer:

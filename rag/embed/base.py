@@ -139,16 +139,24 @@ class BatchedEmbedder:
             yield from map(encode, tqdm(starts, desc="Embedding", unit="batch", disable=not progress))
             return
         bar = tqdm(total=len(starts), desc="Embedding", unit="batch", disable=not progress)
-        with bar, ThreadPoolExecutor(self.workers, thread_name_prefix="embed") as pool:
-            pending: deque[Future[Batch]] = deque()
-            for start in starts:
-                pending.append(pool.submit(encode, start))
-                if len(pending) > self.workers:
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
+        try:
+            with bar:
+                pending: deque[Future[Batch]] = deque()
+                for start in starts:
+                    pending.append(pool.submit(encode, start))
+                    if len(pending) > self.workers:
+                        yield pending.popleft().result()
+                        bar.update()
+                while pending:
                     yield pending.popleft().result()
                     bar.update()
-            while pending:
-                yield pending.popleft().result()
-                bar.update()
+        except BaseException:
+            # Stopped (Ctrl-C, a failed batch, a reader gone): batches still queued are dropped and
+            # the ones running are not waited for, so that Ctrl-C is answered at once.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
     def _encode(self, texts: Sequence[str], prompt: str, progress: bool, query: bool) -> Encoded:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)

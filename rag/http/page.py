@@ -1,7 +1,7 @@
 """The chat page: GET / shows it (the documents listed, one of them shown), POST / answers the
 form without JavaScript. The page's script reads /page/documents (the list and the index's
 generation, to notice a new index) and /page/documents/{id} (one document as HTML, loaded when
-shown). Templates and static files are package data (``rag/web``)."""
+shown). Templates and static files are web/ at the top of the checkout, shipped as ``rag/web``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
@@ -19,6 +19,7 @@ from ..answer.base import Answer, Citation
 from ..answer.citations import in_reading_order
 from ..answer.questions import MAX_ANSWER_CHARACTERS, MAX_QUESTION_CHARACTERS, MAX_TURNS, Turn, fit_history
 from ..errors import IndexInvalidError, InputError
+from ..ingest.language import english_name, probabilities, sure_language
 from ..store.index import LoadedIndex
 from .access import COOKIE, SESSION_SECONDS, client_address, key_matches, too_many
 from .admission import Busy
@@ -26,7 +27,9 @@ from .runtime import Runtime, RuntimeDep
 from .schemas import problem
 from .views import document_view
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# rag/web in an installed product (pyproject.toml maps web/ there); web/ itself in a checkout.
+_PACKAGED = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "web"
 STATIC_DIR = WEB_DIR / "static"
 GENERATED_MARKER = re.compile(r"\[(\d+)\]")  # a generated answer's markers, as the answerer wrote them
 LISTED = 100  # documents listed on the page; the others are reached through citations
@@ -81,6 +84,9 @@ def _page(
         "draft": draft,
         "max_question": MAX_QUESTION_CHARACTERS,
         "ready": index is not None,
+        # Loading, not failed: the page says calmly what it is doing, and turns into the chat.
+        "getting_ready": runtime.step if index is None and not (runtime.failure or runtime.damage) else None,
+        "answered": any(turn["kind"] in ("answer", "earlier-assistant") for turn in turns),
         "generating": runtime.engine.settings.llm_url is not None,  # RAG_LLM_URL: answers an LLM writes
         # The conversation so far, for the form to send with the next question (the last turns).
         "history": json.dumps(
@@ -105,8 +111,10 @@ def _page(
 @router.head("/", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, runtime: RuntimeDep, document: Annotated[str | None, Query(max_length=300)] = None):
-    if not runtime.ready.is_set():
+    if runtime.failure or runtime.damage:
         return _page(request, runtime, [{"kind": "error", "text": runtime.not_ready_detail()}], status=503)
+    if not runtime.ready.is_set():
+        return _page(request, runtime, [], status=503)  # getting ready
     return _page(request, runtime, [], shown=document)
 
 
@@ -136,8 +144,10 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
 
     if error is not None:
         return refused(f"Cannot ask that: {error}.", 422)
-    if not runtime.ready.is_set():
+    if runtime.failure or runtime.damage:
         return refused(runtime.not_ready_detail(), 503)
+    if not runtime.ready.is_set():  # getting ready: the question stays in the box for later
+        return _page(request, runtime, turns[:-1], draft=question, status=503, history=history)
     try:
         answer = await runtime.answer(question, None, history)
     except InputError as exc:
@@ -147,16 +157,23 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
     except IndexInvalidError as exc:
         return refused(runtime.unusable(exc), 503)
     history = [*history, Turn("user", question.strip()), Turn("assistant", answer.answer[:MAX_ANSWER_CHARACTERS])]
-    sources: dict[str, list[int]] = {}  # each cited document once, with its citations' ids
-    for citation in answer.citations:
-        sources.setdefault(citation.document, []).append(citation.id)
+    reading_order = in_reading_order(answer.citations)
+    generated = generated_parts(answer) if answer.mode == "generated" else []
+    shown_first = [c for _, c in generated if c] if generated else reading_order
+    numbers = marker_numbers(shown_first if answer.outcome == "answer" else [], answer.citations)
+    sources: dict[str, list[int]] = {}  # each cited document once, with its markers' numbers
+    for citation in sorted(answer.citations, key=lambda c: numbers[c.id]):
+        sources.setdefault(citation.document, []).append(numbers[citation.id])
+    cited = answer.citations[0].document if answer.citations else None
     turns.append(
         {
             "kind": "answer",
             "answer": answer,
-            "reading_order": in_reading_order(answer.citations),
-            "generated": generated_parts(answer) if answer.mode == "generated" else [],
+            "reading_order": reading_order,
+            "generated": generated,
+            "numbers": numbers,
             "sources": sources,
+            "note": language_note(runtime, question, cited) if answer.mode != "generated" else None,
         }
     )
     if answer.abstained or not answer.citations:
@@ -164,6 +181,30 @@ async def ask_from_form(request: Request, runtime: RuntimeDep):
     shown = answer.citations[0].document  # the best citation's document, its cited sentences marked
     marked = {c.sentence for c in answer.citations if c.document == shown}
     return _page(request, runtime, turns, shown, marked, history=history)
+
+
+def marker_numbers(shown: list[Citation], citations: list[Citation]) -> dict[int, int]:
+    """Each citation's marker number on the page, by citation id: from [1] in the order the
+    answer shows them (``shown``, repeats allowed), then the others in the answer's order."""
+    numbers: dict[int, int] = {}
+    for citation in [*shown, *citations]:
+        numbers.setdefault(citation.id, len(numbers) + 1)
+    return numbers
+
+
+def language_note(runtime: Runtime, question: str, document: str | None) -> str | None:
+    """Where quoted sentences are in another language than the question, a line that says why
+    (they are quoted as written) and how to get answers in the question's language; else None."""
+    index = runtime.engine.index
+    quoted = index.documents[document].language if document in index.documents else None
+    asked = sure_language(probabilities(question))
+    if runtime.engine.settings.llm_url is not None or not quoted or not asked or quoted == asked:
+        return None
+    name = english_name(quoted) or quoted
+    return (
+        f"Quoted from the documents as written, in {name}. With an LLM server configured (RAG_LLM_URL), "
+        "answers come in your question's language: see docs/generation.md."
+    )
 
 
 def generated_parts(answer: Answer) -> list[tuple[str, Citation | None]]:
@@ -176,6 +217,18 @@ def generated_parts(answer: Answer) -> list[tuple[str, Citation | None]]:
         elif int(piece) in by_id:  # always, after the answerer's checks
             parts.append(("", by_id[int(piece)]))
     return parts
+
+
+@router.post("/page/note")
+def note(
+    runtime: RuntimeDep,
+    question: Annotated[str, Body(max_length=MAX_QUESTION_CHARACTERS)],
+    document: Annotated[str, Body(max_length=300)],
+):
+    """The page's script asks here for the language note under an answer (language_note)."""
+    if not runtime.ready.is_set():
+        return runtime.not_ready()
+    return {"note": language_note(runtime, question, document)}
 
 
 @router.head("/page/documents")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import struct
 from collections import Counter
@@ -34,6 +35,7 @@ from .openai_api import refusal_for
 
 HEAD_SECONDS = 10.0
 WRITE_SECONDS = 10.0
+STOP_SECONDS = 0.5  # what is in flight when the server stops may take this long
 RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets, dropping what was not sent
 REFUSAL_HEADERS = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
@@ -164,7 +166,7 @@ def server_config(app, settings: Settings, host: str, port: int) -> uvicorn.Conf
             "open_from": Counter(),  # this server's connections by client address
         },
     )
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -173,8 +175,18 @@ def server_config(app, settings: Settings, host: str, port: int) -> uvicorn.Conf
         ws="none",  # no WebSocket routes; an upgraded connection would leave the count by address
         limit_concurrency=settings.max_connections,  # beyond: 503 at once, memory bounded
         timeout_keep_alive=5,  # an idle kept-alive connection closes after 5 s
+        # Ctrl-C cuts off what is still in flight half a second on (an upload being indexed, an
+        # answer streaming), rather than waiting for it; a build cut off never went live.
+        timeout_graceful_shutdown=STOP_SECONDS,
         # The client's address from X-Forwarded-For only when a trusted proxy sent it; uvicorn
         # would trust any process on 127.0.0.1 by default.
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies) or None,
     )
+    logging.getLogger("uvicorn.error").addFilter(_not_cut_off)  # after the Config set logging up
+    return config
+
+
+def _not_cut_off(record: logging.LogRecord) -> bool:
+    """False for a request's traceback when stopping cut it off: uvicorn says how many it cut."""
+    return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))

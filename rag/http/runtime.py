@@ -39,6 +39,8 @@ class Runtime:
         self.ready = threading.Event()
         self.failure: RagError | None = None  # why the engine could not be made ready
         self.damage: IndexDamagedError | None = None  # why the index in use can no longer answer
+        # What the start-up thread is doing, for the page and /readyz to say while getting ready.
+        self.step = "starting"
         self._damage_lock = threading.Lock()  # a damaged index is never marked after its successor loaded
         self._on_fatal = on_fatal
         self._stopping = threading.Event()
@@ -53,10 +55,13 @@ class Runtime:
         engine = self.engine
         try:
             try:
+                self.step = "loading the index"
                 engine.load_index()
             except IndexMissingError:
                 log.info("no index yet; building it from %s", engine.settings.seeds_dir)
+                self.step = f"building the index from {engine.settings.seeds_dir.name}/ (first run)"
                 engine.build_index()
+            self.step = "loading the model and warming up"
             # A question (with a digit, so never chit-chat) loads the model, the index, the language
             # model and the thresholds, and pays first-call costs now; it never reaches an LLM server.
             engine.extract("What happened in 2024?")
@@ -132,7 +137,7 @@ class Runtime:
 
     def not_ready_detail(self) -> str:
         reason = self.failure or self.damage
-        return f"not ready: {self.public(str(reason))}" if reason else "the model and index are still loading"
+        return f"not ready: {self.public(str(reason))}" if reason else f"getting ready: {self.step}"
 
     def public(self, detail: str) -> str:
         """``detail`` without the server's own folders: a client learns which file, not where it lies."""

@@ -30,6 +30,9 @@ class DocumentView:
     title: str
     language: str | None
     blocks: list[Block]
+    # False where the text begins with the title (a first heading, or a first sentence the title
+    # was cut from): the page then shows it once, in its place.
+    separate_title: bool = True
 
 
 def _paragraph(document: Document, sentences: list[Sentence], marked: set[int]) -> list[Segment]:
@@ -58,4 +61,8 @@ def document_view(document: Document, sentences: list[Sentence], marked: set[int
         run = list(group)
         placed.append((run[0].start, 1, Block("paragraph", segments=_paragraph(document, run, marked))))
     placed.sort(key=lambda item: (item[0], item[1]))
-    return DocumentView(document.id, document.title, document.language, [block for _, _, block in placed])
+    blocks = [block for _, _, block in placed]
+    first = next((b for b in blocks if b.kind != "page"), Block("heading"))
+    opening = first.text or "".join(segment.text for segment in first.segments)
+    separate = not document.title or not opening.startswith(document.title.removesuffix("…"))
+    return DocumentView(document.id, document.title, document.language, blocks, separate)

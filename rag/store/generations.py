@@ -22,14 +22,13 @@ from pathlib import Path
 
 from ..atomic import remove_leftovers, replace_file, staged_folder, storage_error
 from ..errors import BusyError, IndexInvalidError, IndexMissingError, RagError
+from ..settings import CURRENT, GENERATION_PREFIX
 from .manifest import FIX, MANIFEST
 from .vector_index import VectorStore
 
-CURRENT = "CURRENT"
 RESERVE = ".reserve"  # disk held back, so that on a full disk a delete can still be written
 RESERVE_BYTES = 4 * 1024 * 1024
 _LOCK = ".build.lock"
-_GEN_PREFIX = "gen-"
 
 
 @contextmanager
@@ -54,14 +53,16 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 def _next_number(index_dir: Path) -> int:
     """Generations are numbered in build order, so sorting their names sorts them by age."""
-    numbers = [int(p.name.split("-")[1]) for p in index_dir.glob(_GEN_PREFIX + "*") if p.name.split("-")[1].isdigit()]
+    numbers = [
+        int(p.name.split("-")[1]) for p in index_dir.glob(GENERATION_PREFIX + "*") if p.name.split("-")[1].isdigit()
+    ]
     return max(numbers, default=0) + 1
 
 
 def _remove_old_generations(index_dir: Path, store: VectorStore, keep: set[str]) -> None:
     """Remove the store's generations but ``keep``; another store's live one stays."""
     store.retire(keep)
-    for old in index_dir.glob(_GEN_PREFIX + "*"):
+    for old in index_dir.glob(GENERATION_PREFIX + "*"):
         if old.is_dir() and old.name not in keep and _built_for(old) in (store.name, None):
             shutil.rmtree(old, ignore_errors=True)
 
@@ -78,7 +79,7 @@ def publish(index_dir: Path, store: VectorStore, write: Callable[[Path, str], No
     """Make a new generation, filled by ``write(folder, name)``, the live one of ``store``. The
     caller holds ``build_lock``."""
     remove_leftovers(index_dir)  # a killed build may have left the very name we are about to use
-    name = f"{_GEN_PREFIX}{_next_number(index_dir):06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    name = f"{GENERATION_PREFIX}{_next_number(index_dir):06d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     try:
         with staged_folder(index_dir / name) as staged:
             write(staged, name)
@@ -138,7 +139,7 @@ def live_generation(index_dir: Path, store: VectorStore) -> Path:
     name = store.live(index_dir)
     if name is None:
         raise IndexMissingError(f"there is no index in {index_dir}; run `rag index` to build it")
-    if not name.startswith(_GEN_PREFIX) or "/" in name or not (index_dir / name).is_dir():
+    if not name.startswith(GENERATION_PREFIX) or "/" in name or not (index_dir / name).is_dir():
         raise IndexInvalidError(f"the live index pointer of {index_dir} ({name!r}) names no build of the index; {FIX}")
     return index_dir / name
 

@@ -12,7 +12,7 @@
         manifest.json       what was built, with how, and the checksum of each file
     .build.lock             held while a build runs, so builds never interleave
     .reserve                disk held back for a delete on a full disk (generations.RESERVE)
-    uploads/                files added through POST /api/documents (rag/engine.py)
+    uploads/                files added through POST /api/documents (rag/library.py)
 
 A build streams the token vectors to disk as they come and keeps the pooled vectors in a file
 until FAISS is filled from it. A server memory-maps the vector index and reads sentences,

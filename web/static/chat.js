@@ -64,14 +64,24 @@
     return span;
   }
 
-  function marker(citation, label) {
-    const link = element("a", "cite", `[${citation.id}]`);
+  // Each citation's marker number by its id: from [1] in the order the answer shows them, then
+  // the others (as page.py's marker_numbers).
+  function markerNumbers(shown, citations) {
+    const numbers = new Map();
+    for (const citation of [...shown, ...citations]) {
+      if (!numbers.has(citation.id)) numbers.set(citation.id, numbers.size + 1);
+    }
+    return numbers;
+  }
+
+  function marker(citation, label, number) {
+    const link = element("a", "cite", `[${number}]`);
     link.href = `/?document=${encodeURIComponent(citation.document)}#s-${citation.document}-${citation.sentence}`;
-    link.dataset.citation = String(citation.id);
+    link.dataset.citation = String(number);
     link.dataset.document = citation.document;
     link.dataset.sentence = String(citation.sentence);
     link.dataset.text = citation.text; // to tell whether the document still holds it
-    link.setAttribute("aria-label", `${label} ${citation.id}: show it in its document`);
+    link.setAttribute("aria-label", `${label} ${number}: show it in its document`);
     return link;
   }
 
@@ -123,9 +133,10 @@
       // The passages follow as a list with their markers; the answer's own wording would repeat the first.
       text.textContent = MAY_NOT_SAY;
       const list = element("ul", "closest");
+      const numbers = markerNumbers([], answer.citations);
       for (const citation of answer.citations) {
         const entry = element("li");
-        entry.append(marker(citation, "Passage"), " ", passage(citation), " ",
+        entry.append(marker(citation, "Passage", numbers.get(citation.id)), " ", passage(citation), " ",
           element("cite", "source", titleOf(citation.document)));
         list.append(entry);
       }
@@ -138,13 +149,17 @@
     item.className = "turn answer";
     item.dataset.abstained = "false";
     item.dataset.mode = answer.mode || "extractive";
+    let numbers;
     if (answer.mode === "generated") {
       // An LLM's text, kept as text, with its checked [n] markers made links to the citations.
       item.querySelector(".who").textContent = "Written from the documents";
       const byId = new Map(answer.citations.map((citation) => [String(citation.id), citation]));
-      answer.answer.split(/\[(\d+)\]/).forEach((piece, index) => {
+      const pieces = answer.answer.split(/\[(\d+)\]/);
+      const shown = pieces.filter((piece, index) => index % 2 === 1 && byId.has(piece)).map((piece) => byId.get(piece));
+      numbers = markerNumbers(shown, answer.citations);
+      pieces.forEach((piece, index) => {
         if (index % 2 === 0) text.append(piece);
-        else if (byId.has(piece)) text.append(marker(byId.get(piece), "Citation"));
+        else if (byId.has(piece)) text.append(marker(byId.get(piece), "Citation", numbers.get(Number(piece))));
       });
       if (answer.reason) {
         // It stopped early: what was shown stays, and says it is not all the model meant to write.
@@ -155,15 +170,16 @@
       // The answer text is the cited sentences in reading order, each followed by its marker.
       const reading = [...answer.citations].sort((a, b) =>
         a.document === b.document ? a.start - b.start : a.document < b.document ? -1 : 1);
+      numbers = markerNumbers(reading, answer.citations);
       reading.forEach((citation, index) => {
         if (index) text.append(" ");
-        text.append(passage(citation), " ", marker(citation, "Citation"));
+        text.append(passage(citation), " ", marker(citation, "Citation", numbers.get(citation.id)));
       });
     }
-    // Each cited document once, after the markers of its citations.
+    // Each cited document once, after the numbers of its markers.
     const cited = new Map();
-    for (const citation of answer.citations) {
-      cited.set(citation.document, [...(cited.get(citation.document) || []), citation.id]);
+    for (const citation of [...answer.citations].sort((a, b) => numbers.get(a.id) - numbers.get(b.id))) {
+      cited.set(citation.document, [...(cited.get(citation.document) || []), numbers.get(citation.id)]);
     }
     const sources = element("ul", "sources");
     for (const [id, numbers] of cited) {
@@ -265,11 +281,28 @@
     }));
   }
 
+  // Quoted sentences in another language than the question: the server's line saying why, under them.
+  async function languageNote(item, question, answer) {
+    if (answer.mode === "generated" || !answer.citations.length) return;
+    const response = await fetch("/page/note", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ question, document: answer.citations[0].document }),
+    }).catch(() => null);
+    const body = response && response.ok ? await response.json().catch(() => null) : null;
+    if (!body || !body.note) return;
+    (item.querySelector("ul.closest") || item.querySelector(".text")).after(element("p", "language-note", body.note));
+  }
+
   // Notice a new index: reload the list and the shown document (or the first, if it left).
   async function checkIndex() {
     if (document.body.dataset.ready !== "true") {
-      const ready = await fetch("/readyz").then((r) => r.ok).catch(() => false);
-      if (ready) window.location.reload(); // the page was served while the server was loading
+      const response = await fetch("/readyz").catch(() => null);
+      if (response && response.ok) window.location.reload(); // the page was served while getting ready
+      const body = response ? await response.json().catch(() => null) : null;
+      const step = document.getElementById("ready-step");
+      const detail = body && typeof body.detail === "string" ? body.detail : "";
+      if (step && detail.startsWith("getting ready: ")) step.textContent = detail.slice("getting ready: ".length);
       return;
     }
     const response = await fetch("/page/documents").catch(() => null);
@@ -285,7 +318,7 @@
     say(current && !documents.has(current) ? "The documents changed: the one shown was removed." : "");
   }
   checkIndex();
-  setInterval(checkIndex, CHECK_MS);
+  setInterval(checkIndex, document.getElementById("getting-ready") ? 1000 : CHECK_MS); // getting ready: look often
 
   // Upload from the page: the same checks as POST /api/documents, the outcome in the notice.
   const upload = document.getElementById("upload-form");
@@ -382,9 +415,11 @@
       if (response.ok && body) {
         showAnswer(item, body);
         input.value = "";
+        input.placeholder = "Ask a follow-up, or something new";
         history.push({ role: "user", content: question }, { role: "assistant", content: body.answer.slice(0, MAX_ANSWER) });
         history = history.slice(-MAX_TURNS);
         historyField.value = JSON.stringify(history);
+        languageNote(item, question, body); // not awaited: the next question may be typed meanwhile
       } else if (streamed) {
         item.remove();
         turn("error", "Error", `The server could not answer: ${read.failed}.`).setAttribute("role", "alert");
@@ -398,7 +433,10 @@
       turn("error", "Error", "The server cannot be reached. Is it running?").setAttribute("role", "alert");
     } finally {
       setBusy(false);
-      input.focus();
+      input.focus({ preventScroll: true });
+      // The new answer (or error) in view, its start first when it is taller than the window.
+      const last = conversation.lastElementChild;
+      last?.scrollIntoView({ block: last.offsetHeight > window.innerHeight ? "start" : "nearest" });
     }
   });
 
