@@ -50,6 +50,11 @@ def _index_and_seeds() -> tuple[Path, Path]:
     return index_dir, Path(env("RAG_SEEDS_DIR") or project / "seeds")
 
 
+def _names(name: str) -> tuple[str, ...]:
+    """A comma-separated setting, each name trimmed; empty: none."""
+    return tuple(part.strip() for part in (os.environ.get(name) or "").split(",") if part.strip())
+
+
 def _whole_number(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -200,12 +205,12 @@ class Settings:
             queue_seconds=_whole_number("RAG_QUEUE_SECONDS", 10),
             api_key=_api_key(env("RAG_API_KEY")),
             max_upload_mb=_whole_number("RAG_MAX_UPLOAD_MB", 20),
-            allowed_hosts=tuple(h.strip() for h in (env("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()),
+            allowed_hosts=_names("RAG_ALLOWED_HOSTS"),
             max_connections=_whole_number("RAG_MAX_CONNECTIONS", 256),
             head_seconds=_whole_number("RAG_HEAD_SECONDS", 10),
             max_connections_per_client=_whole_number("RAG_MAX_CONNECTIONS_PER_CLIENT", 64, minimum=0),
             write_seconds=_whole_number("RAG_WRITE_SECONDS", 10),
-            trusted_proxies=tuple(p.strip() for p in (env("RAG_TRUSTED_PROXIES") or "").split(",") if p.strip()),
+            trusted_proxies=_names("RAG_TRUSTED_PROXIES"),
             token_memory_mb=_whole_number("RAG_TOKEN_MEMORY_MB", 256, minimum=0),
             milvus_uri=env("RAG_MILVUS_URI") or None,
             milvus_token=env("RAG_MILVUS_TOKEN") or "",

@@ -201,6 +201,9 @@ def test_a_number_too_long_to_read_is_a_422_and_bytes_that_are_not_text_a_400(cl
         ("PATCH", "/api/documents", "GET, HEAD, POST"),
         ("PATCH", "/", "GET, HEAD, POST"),
         ("POST", "/healthz", "GET, HEAD"),
+        ("PUT", "/v1/models", "GET, HEAD"),  # under /v1 too
+        ("GET", "/v1/chat/completions", "POST"),
+        ("DELETE", "/signin", "GET, HEAD, POST"),
     ],
 )
 def test_a_wrong_method_names_every_method_of_the_path(client, method, path, allowed):

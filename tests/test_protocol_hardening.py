@@ -1,6 +1,6 @@
 """Issue 31, part 6: the server's own protocol and what the app says to odd requests. Slow
 readers are capped per client address and cut off after RAG_WRITE_SECONDS; uvicorn's own 400
-and 503 carry our headers; HEAD and Allow where they were missing; 4xx, never 5xx, for deeply
+and 503 carry our headers; HEAD where it was missing (Allow under /v1: test_http.py); 4xx, never 5xx, for deeply
 nested JSON, numbers too long for a float, and bodies or files over their limits. `rag serve`'s
 server (rag/http/protocol.py) runs in a thread on 127.0.0.1 over the fake embedder; no model."""
 
@@ -189,19 +189,6 @@ def test_head_answers_where_get_does(client, path):
     got, head = client.get(path), client.head(path)
     assert head.status_code == got.status_code != 405 and head.content == b""
     assert head.headers["content-type"] == got.headers["content-type"]
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "allowed"),
-    [
-        ("PUT", "/v1/models", "GET, HEAD"),
-        ("GET", "/v1/chat/completions", "POST"),
-        ("DELETE", "/signin", "GET, HEAD, POST"),
-    ],
-)
-def test_a_wrong_method_under_v1_names_the_methods_too(client, method, path, allowed):
-    reply = client.request(method, path)
-    assert reply.status_code == 405 and reply.headers["Allow"] == allowed
 
 
 JSON = {"Content-Type": "application/json"}

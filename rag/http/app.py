@@ -31,9 +31,8 @@ from . import api, openai_api, page
 from .access import Sessions, Throttle
 from .admission import Busy
 from .middleware import BodyLimit, Guard
-from .openai_api import openai_error
+from .openai_api import refusal_for
 from .runtime import Runtime
-from .schemas import problem
 
 MAX_BODY_BYTES = 64 * 1024
 MULTIPART_OVERHEAD = 16 * 1024
@@ -99,14 +98,8 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     app.include_router(openai_api.router)
 
     def refusal(request: Request, status: int, detail: str, headers: dict | None = None) -> JSONResponse:
-        """A refusal in the shape of the route's protocol: OpenAI's under /v1/, ours elsewhere.
-        OpenAI answers a request it cannot take with 400, where ours says 422. The server's own
-        folders are left out of the detail."""
-        detail = runtime.public(detail)
-        if request.url.path.startswith(openai_api.PREFIX):
-            kind = "server_error" if status >= 500 else "invalid_request_error"
-            return openai_error(400 if status == 422 else status, detail, kind, headers=headers)
-        return problem(status, detail, headers)
+        """A refusal in the shape of the route's protocol, without the server's own folders."""
+        return refusal_for(request.url.path, status, runtime.public(detail), headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

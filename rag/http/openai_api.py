@@ -63,12 +63,11 @@ def openai_error(status: int, message: str, kind: str = "invalid_request_error",
 
 
 def refusal_for(path: str, status: int, detail: str, headers: dict | None = None) -> JSONResponse:
-    """A refusal made before any route is reached, in the shape of the path's: OpenAI's under
-    /v1/, ours elsewhere."""
+    """A refusal in the shape of the path's protocol: OpenAI's under /v1/, ours elsewhere.
+    OpenAI answers a request it cannot take with 400, where ours says 422."""
     if path.startswith(PREFIX):
-        return openai_error(
-            status, detail, "server_error" if status >= 500 else "invalid_request_error", headers=headers
-        )
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        return openai_error(400 if status == 422 else status, detail, kind, headers=headers)
     return problem(status, detail, headers)
 
 
