@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import ModelError
 from .base import BatchedEmbedder, encode_outputs, shorten_questions
 from .onnx_model import read_onnx_model
+from .pieces import PieceTokenizer
 
 # Rows x tokens x tokens per run of the model: 32 rows of up to 128 tokens, 8 of 256, 2 of 512.
 # One run's attention scores (12 heads, float32) take at most 25 MB where 32 rows of 512 took
@@ -31,7 +32,6 @@ class OnnxEmbedder(BatchedEmbedder):
 
     def __init__(self, folder: Path, batch_size: int = 32, threads: int = 1, workers: int | None = None):
         import onnxruntime
-        from tokenizers import Tokenizer
 
         self.batch_size = batch_size
         # A build runs a batch per core, each on one thread: the same vectors, bit for bit, as
@@ -45,9 +45,10 @@ class OnnxEmbedder(BatchedEmbedder):
         self.prompts = spec["prompts"]
         self.special_ids = spec["special_ids"]
         self._prompt_tokens = {prompt: spec["prompt_tokens"][prompt] for prompt in self.prompts.values()}
-        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self._tokenizer.enable_truncation(spec["max_tokens"])
-        self._tokenizer.enable_padding(pad_id=spec["pad_id"])
+        if "pieces" in spec:
+            self._tokenizer = PieceTokenizer(folder, max_tokens=spec["max_tokens"], **spec["pieces"])
+        else:  # a model whose tokenizer.json pieces.py cannot reproduce
+            self._tokenizer = JsonTokenizer(folder / "tokenizer.json", spec["max_tokens"])
         self._pad_id = spec["pad_id"]
         # Only the rows of the words read are paged in: 250,002 x 384 floats stay on disk.
         self._words = np.load(folder / "word_embeddings.npy", mmap_mode="r", allow_pickle=False)
@@ -64,12 +65,15 @@ class OnnxEmbedder(BatchedEmbedder):
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """The token ids the model reads for each text (prompts not added), truncated as in encoding."""
-        return [e.ids[: sum(e.attention_mask)] for e in self._tokenizer.encode_batch(list(texts))]
+        return self._tokenizer.encode_batch(texts)
 
     def _encode_batch(self, texts: list[str], prompt: str, query: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-        batch = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in batch], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+        rows = self._tokenizer.encode_batch(texts)
+        ids = np.full((len(rows), max(map(len, rows))), self._pad_id, dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, tokens in enumerate(rows):
+            ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
         if query:
             ids, mask = shorten_questions(ids, mask, self._pad_id)
         # Attention takes memory in rows x tokens squared: long texts run a few rows at a time.
@@ -88,3 +92,16 @@ class OnnxEmbedder(BatchedEmbedder):
             pooled.append(part_pooled)
             tokens += part_tokens
         return np.concatenate(pooled), tokens
+
+
+class JsonTokenizer:
+    """A tokenizer.json read by ``tokenizers``: ids with the special tokens, truncated."""
+
+    def __init__(self, path: Path, max_tokens: int):
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(path))
+        self._tokenizer.enable_truncation(max_tokens)
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts))]

@@ -7,8 +7,11 @@ never load torch themselves. It writes into a temporary folder and renames it in
   the token vectors use, with every matrix product quantised to int8 per output channel
   (per-tensor int8, or quantising the word embeddings too, lost one top hit on eval/dev.jsonl);
 - ``word_embeddings.npy``: the word-embedding table, float32, memory-mapped at run time;
-- ``tokenizer.json``, and ``fast-model.json``: what the embedder needs to know, file sizes
-  and sha256 (checked on load), and how the export compared with the torch model.
+- the tokenizer: ``pieces.model`` and ``pieces-normalizer.bin`` where ``pieces.py`` reproduces the
+  model's tokenizer.json (XLM-R's pipeline: the default model), which load in half the time;
+  else ``tokenizer.json`` itself;
+- ``fast-model.json``: what the embedder needs to know, file sizes and sha256 (checked on load),
+  and how the export compared with the torch model.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import numpy as np
 
 from ..atomic import staged_folder
 from ..errors import ModelError
-from .onnx_model import FILES, RECIPE_VERSION, SPEC, file_sha256, onnx_model_dir, read_onnx_model
+from . import pieces
+from .onnx_model import RECIPE_VERSION, SPEC, file_sha256, onnx_model_dir, read_onnx_model
 
 # The export must agree with the torch model it came from on these texts (pooled cosine).
 # int8 gives 0.995-0.998 on sentences, 0.98 on the 512-token repetition; a broken export
@@ -36,6 +40,9 @@ AGREEMENT_TEXTS = [
     "Trump hat Putin aufgefordert, den Krieg zu beenden.",
     "这是一个测试句子。",
     "A very long sentence " * 80,
+    # Where tokenizers' pipeline has its own rules: spaces in front, behind and in runs, added tokens.
+    "  two  spaces\u00a0 and a tab\tbehind\t ",
+    "a <mask> in </s>the text<s>",
 ]
 MIN_AGREEMENT = 0.97
 
@@ -135,7 +142,15 @@ def export(model_name: str, cache_dir: Path) -> Path:
             )
             words = reference.model[0].auto_model.get_input_embeddings().weight.detach().float().numpy()
             np.save(built / "word_embeddings.npy", np.ascontiguousarray(words), allow_pickle=False)
-            tokenizer.backend_tokenizer.save(str(built / "tokenizer.json"))
+            tokenizer_json = json.loads(tokenizer.backend_tokenizer.to_str())
+            files = ["model.onnx", "word_embeddings.npy"]
+            if pieces.convertible(tokenizer_json):
+                reading = {"pieces": pieces.convert(tokenizer_json, built)}
+                files += [pieces.PIECES, pieces.NORMALIZER]
+            else:
+                reading = {}
+                tokenizer.backend_tokenizer.save(str(built / "tokenizer.json"))
+                files.append("tokenizer.json")
             spec = {
                 "recipe": RECIPE_VERSION,
                 "source": model_name,
@@ -148,8 +163,9 @@ def export(model_name: str, cache_dir: Path) -> Path:
                 "special_ids": reference.special_ids,
                 "pad_id": int(tokenizer.pad_token_id),
                 "max_tokens": int(reference.model.max_seq_length),
+                **reading,
                 "files": {
-                    name: {"size": (built / name).stat().st_size, "sha256": file_sha256(built / name)} for name in FILES
+                    name: {"size": (built / name).stat().st_size, "sha256": file_sha256(built / name)} for name in files
                 },
             }
             (built / SPEC).write_text(json.dumps(spec, indent=2), encoding="utf-8")

@@ -14,10 +14,9 @@ from ..errors import ModelError
 from ..settings import DEFAULT_MODEL
 from .default_model import default_model_dir
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: the tokenizer as a sentencepiece model (pieces.py)
 # "fast" in these names is the export's old name, kept so that exports already in caches are reused.
 SPEC = "fast-model.json"
-FILES = ("model.onnx", "word_embeddings.npy", "tokenizer.json")
 
 
 def onnx_model_dir(model_name: str, cache_dir: Path) -> Path:
