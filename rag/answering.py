@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .answer.base import Answer, Answerer
+from .answer.base import Answer, Answerer, Citation
+from .answer.citations import citations
 from .answer.factory import create_answerer, create_writer
 from .answer.questions import Turn, check_citation_limit, check_question, earlier_questions, fit_history
 from .answer.smalltalk import CHITCHAT, NO_CONTENT, ChitChatHead, has_content, plain_answer
@@ -127,6 +128,18 @@ class Answering:
         index = self._live_index() if index is None else index
         answer = self._extract(text, limit, index, fitted.turns)
         return replace(answer, resolved_question=answer.resolved_question or text, history_cut=fitted.cut)
+
+    def search(self, question: str, top_k: int | None = None, index: LoadedIndex | None = None) -> list[Citation]:
+        """The ``top_k`` sentences of the index (the live one unless ``index`` is given) that match
+        ``question`` best, best first, as ``answer`` ranks them, with no decision whether they answer."""
+        text = check_question(question)
+        limit = check_citation_limit(top_k)
+        index = self._live_index() if index is None else index
+        query = self._query(text)
+        if not len(query.tokens):
+            raise InputError("the question has no words to search for")
+        retrieval = self._read(query, index).retrieval
+        return citations([scored.row for scored in retrieval.ranked[:limit]], retrieval, index)
 
     def _extract(self, text: str, limit: int, index: LoadedIndex, history: list[Turn]) -> Answer:
         if not has_content(text):

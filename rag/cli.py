@@ -188,6 +188,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .mcp_server import serve_stdio
+
+    serve_stdio(_engine())
+    return 0
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -254,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser(
         "index",
         help="rebuild the index from seeds/ or the given files and folders",
-        description="Read .txt, .md, .html and .pdf documents, split them into sentences, embed them and "
+        description="Read .txt, .md, .html, .pdf and .docx documents, split them into sentences, embed them and "
         "replace the index atomically. The old index stays as it was if anything fails. Files of other "
         "types in a folder are skipped and named.",
     )
@@ -319,6 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.set_defaults(handler=cmd_serve)
+
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve the answers to an assistant over MCP (stdio)",
+        description="Serve the tools ask, search, list_documents and read_passage, and the documents as "
+        "resources, over the Model Context Protocol on stdin and stdout, for an assistant that starts this "
+        "command (Claude Desktop, Cursor, Cline; docs/mcp.md). The model and the index load first; logs go "
+        "to stderr.",
+    )
+    mcp.set_defaults(handler=cmd_mcp)
 
     evaluation = commands.add_parser(
         "eval",

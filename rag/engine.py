@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .answer.base import Answer
+from .answer.base import Answer, Citation
 from .answer.questions import Turn
 from .answering import Answering
 from .embed.base import Embedder
@@ -95,6 +95,9 @@ class Engine:
         on_text: Callable[[str], None] | None = None,
     ) -> Answer:
         return self.answering.answer(question, top_k, index, history, on_text)
+
+    def search(self, question: str, top_k: int | None = None, index: LoadedIndex | None = None) -> list[Citation]:
+        return self.answering.search(question, top_k, index)
 
     def extract(
         self, question: str, top_k: int | None = None, index: LoadedIndex | None = None, history: Sequence[Turn] = ()

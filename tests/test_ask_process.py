@@ -22,6 +22,7 @@ UNNEEDED = (
     "trafilatura",
     "lxml",
     "pypdf",
+    "docx",
     "markdown_it",
     "fastapi",
     "uvicorn",

@@ -72,10 +72,10 @@ def write(folder, name, data):
     ("make", "message"),
     [
         (lambda d: d / "missing.txt", "no such file or folder"),
-        (lambda d: d, r"no \.txt, \.md, .* or \.pdf documents found"),
+        (lambda d: d, r"no \.txt, \.md, .* or \.docx documents found"),
         (lambda d: write(d, "empty.txt", b""), "is empty"),
         (lambda d: write(d, "latin1.txt", b"caf\xe9"), "not UTF-8"),
-        (lambda d: write(d, "a.docx", b"PK"), r"a\.docx is not a \.txt, .* or \.pdf file"),
+        (lambda d: write(d, "a.odt", b"PK"), r"a\.odt is not a \.txt, .* or \.docx file"),
         (lambda d: write(d, "a.pdf", b"%PDF"), r"a\.pdf is not a readable PDF"),
     ],
     ids=["missing-path", "empty-folder", "empty-file", "undecodable-file", "wrong-type", "broken-pdf"],

@@ -30,15 +30,15 @@ def test_add_embeds_only_the_new_documents_and_keeps_the_others_vectors(tmp_path
     (folder / "bees.md").write_text(MARKDOWN, encoding="utf-8")
     (folder / "page.html").write_text(HTML, encoding="utf-8")
     write_pdf(folder / "glaciers.pdf")
-    (folder / "notes.docx").write_bytes(b"PK")
+    (folder / "notes.odt").write_bytes(b"PK")
     code, out, err = rag(capsys, "add", "-q", str(folder))
     assert code == 0, err
     after = store.load_index(index_dir)
     new_sentences = len(after.sentences) - len(before.sentences)
     assert out.splitlines()[0].startswith(f"Indexed 4 documents, {len(after.sentences)} sentences with fake")
     assert out.splitlines()[1] == f"Embedded {new_sentences}; {len(before.sentences)} kept their vectors (unchanged)"
-    assert out.splitlines()[2] == f"Skipped {folder / 'notes.docx'}: {folder / 'notes.docx'} is not a .txt, " + (
-        ".md, .markdown, .html, .htm or .pdf file"
+    assert out.splitlines()[2] == f"Skipped {folder / 'notes.odt'}: {folder / 'notes.odt'} is not a .txt, " + (
+        ".md, .markdown, .html, .htm, .pdf or .docx file"
     )
     assert set(after.documents) == {ARTICLE_ID, "bees", "page", "glaciers"}
     for document in after.documents:  # the rows a document's sentences take, found without a scan

@@ -223,7 +223,7 @@ def test_files_of_other_types_among_documents_are_skipped_and_named_hidden_ones_
     assert [(s.path, s.reason) for s in skipped] == [
         (
             str(tmp_path / "photo.png"),
-            f"{tmp_path / 'photo.png'} is not a .txt, .md, .markdown, .html, .htm or .pdf file",
+            f"{tmp_path / 'photo.png'} is not a .txt, .md, .markdown, .html, .htm, .pdf or .docx file",
         )
     ]
 

@@ -69,7 +69,7 @@ def test_uploads_of_each_type_are_answered_from_at_once_and_deleted_again(client
 @pytest.mark.parametrize(
     ("files", "data", "status", "detail"),
     [
-        ({"file": ("notes.docx", b"PK\x03\x04", "application/octet-stream")}, None, 415, "is not a .txt"),
+        ({"file": ("notes.odt", b"PK\x03\x04", "application/octet-stream")}, None, 415, "is not a .txt"),
         ({"file": ("latin1.txt", b"caf\xe9", "text/plain")}, None, 422, "is not UTF-8 text"),
         ({"file": ("empty.md", b"", "text/markdown")}, None, 422, "is empty"),
         ({"file": ("broken.pdf", b"%PDF-1.4 nothing", "application/pdf")}, None, 422, "is not a readable PDF"),

@@ -123,15 +123,15 @@ def test_missing_path_is_an_error(tmp_path):
 
 
 def test_folder_without_documents_is_an_error(tmp_path):
-    (tmp_path / "notes.docx").write_bytes(b"PK")
-    with pytest.raises(InputError, match=r"no \.txt, .* or \.pdf documents found"):
+    (tmp_path / "notes.odt").write_bytes(b"PK")
+    with pytest.raises(InputError, match=r"no \.txt, .* or \.docx documents found"):
         load_documents([tmp_path])
 
 
 def test_other_file_types_are_refused_when_named(tmp_path):
-    path = tmp_path / "a.docx"
+    path = tmp_path / "a.odt"
     path.write_bytes(b"PK")
-    with pytest.raises(InputError, match=r"a\.docx is not a \.txt, \.md, .* or \.pdf file$"):
+    with pytest.raises(InputError, match=r"a\.odt is not a \.txt, \.md, .* or \.docx file$"):
         load_documents([path])
 
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from .conftest import ARTICLE, REPO, model_cache_dir
+from .test_docx import write_docx
 from .test_formats import HTML, MARKDOWN, write_pdf
 
 
@@ -33,9 +34,10 @@ def test_rag_index_and_rag_ask_print_no_library_warning(tmp_path):
     (folder / "bees.html").write_text(HTML, encoding="utf-8")
     (folder / "notes.md").write_text(MARKDOWN, encoding="utf-8")
     write_pdf(folder / "report.pdf")
+    write_docx(folder / "keeper.docx")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_INDEX_DIR=str(tmp_path / "index"), RAG_CACHE_DIR=str(model_cache_dir()))
     indexed = rag("index", "-q", str(folder), env=env)
-    assert indexed.stdout.startswith("Indexed 4 documents") and indexed.stderr == "", indexed.stderr[-2000:]
+    assert indexed.stdout.startswith("Indexed 5 documents") and indexed.stderr == "", indexed.stderr[-2000:]
     asked = rag("ask", "Why are honeybee colonies collapsing?", env=env)
     assert "bees, sentence" in asked.stdout and asked.stderr == "", asked.stderr[-2000:]

@@ -230,10 +230,10 @@ def test_three_documents_answer_from_the_pdf_marked_in_it_and_a_removal_is_notic
         expect(page.locator("#document-pane mark")).to_have_count(0)
 
         # Added again from the page, behind the API's checks: a bad file first.
-        (tmp_path / "notes.docx").write_bytes(b"PK")
-        page.set_input_files("#upload-file", str(tmp_path / "notes.docx"))
+        (tmp_path / "notes.odt").write_bytes(b"PK")
+        page.set_input_files("#upload-file", str(tmp_path / "notes.odt"))
         page.click("#upload-button")
-        expect(page.locator("#document-notice")).to_contain_text("Not added: notes.docx is not a")
+        expect(page.locator("#document-notice")).to_contain_text("Not added: notes.odt is not a")
         page.set_input_files("#upload-file", str(tmp_path / "glaciers.pdf"))
         page.click("#upload-button")
         expect(page.locator("#document-notice")).to_contain_text("Added “Glacier report”", timeout=60_000)

@@ -111,7 +111,7 @@ def documents(runtime: RuntimeDep):
 @router.post("/api/documents", status_code=201, response_model=DocumentInfo, responses={**UPLOAD_REFUSED, **NOT_READY})
 def upload(
     runtime: RuntimeDep,
-    file: Annotated[UploadFile, File(description="a .txt, .md, .html or .pdf file")],
+    file: Annotated[UploadFile, File(description="a .txt, .md, .html, .pdf or .docx file")],
     language: Annotated[str | None, Form(description="ISO 639 code, instead of detecting it")] = None,
 ):
     """Add a document (only it is embedded); answers use it as soon as this returns."""
@@ -122,7 +122,8 @@ def upload(
     data = file.file.read(limit + 1)  # the body limit leaves room for the form around the file
     if len(data) > limit:
         return problem(413, over_limit(limit))
-    report = engine.add_upload(file.filename or "", data, language or None)
+    with runtime.metrics.build("upload"):
+        report = engine.add_upload(file.filename or "", data, language or None)
     engine.refresh()
     return report.listed[0]  # as added, even if a delete took it out since
 
@@ -135,6 +136,7 @@ def delete(document_id: DocumentId, runtime: RuntimeDep):
     engine = runtime.engine
     if document_id not in engine.index.documents:  # else NotFoundError: a build took it out since
         return problem(404, f"there is no document {document_id!r}")
-    engine.remove_documents([document_id])
+    with runtime.metrics.build("delete"):
+        engine.remove_documents([document_id])
     engine.refresh()
     return Response(status_code=204)

@@ -27,7 +27,7 @@ from ..errors import (
     StorageError,
     UnsupportedTypeError,
 )
-from . import api, openai_api, page
+from . import api, mcp_endpoint, metrics, openai_api, page
 from .access import Sessions, Throttle
 from .admission import Busy
 from .middleware import BodyLimit, Guard
@@ -65,12 +65,14 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
     """The app for one engine. ``on_fatal`` runs if the engine cannot be made ready;
     ``app.state.runtime.failure`` then says why."""
     runtime = Runtime(engine, on_fatal)
+    mcp_app, mcp_sessions = mcp_endpoint.create(runtime, MAX_BODY_BYTES)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        runtime.start()
-        yield
-        runtime.stop()
+        async with mcp_sessions.run():  # the task group the MCP requests run in
+            runtime.start()
+            yield
+            runtime.stop()
 
     app = FastAPI(
         title="rag",
@@ -88,14 +90,20 @@ def create_app(engine: Engine, on_fatal: Callable[[], None] | None = None) -> Fa
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(engine.settings.allowed_hosts))
     key = engine.settings.api_key
     app.state.sessions, app.state.throttle = (Sessions(), Throttle()) if key else (None, None)
-    # Added last, so outermost: every response carries its headers.
+    # Added after the others, so outside them: every response carries its headers.
     app.add_middleware(
         Guard, api_key=key, sessions=app.state.sessions, throttle=app.state.throttle, signin_page=page.signin_page
     )
+    # Outside the guard, so that its refusals are timed too.
+    app.add_middleware(metrics.RequestMetrics, histogram=runtime.metrics.requests)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     app.include_router(page.router)
     app.include_router(api.router)
     app.include_router(openai_api.router)
+    # POST only: stateless, /mcp never sends a message unasked, and a GET would open an event
+    # stream that stays silent, holding its connection for as long as the client keeps it.
+    app.add_route(mcp_endpoint.PATH, mcp_app, methods=["POST"], include_in_schema=False)
+    app.include_router(metrics.router)
 
     def refusal(request: Request, status: int, detail: str, headers: dict | None = None) -> JSONResponse:
         """A refusal in the shape of the route's protocol, without the server's own folders."""

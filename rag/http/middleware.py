@@ -21,7 +21,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 NEEDS_KEY = "this API needs a key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
-KEYED = ("/api/", OPENAI_PREFIX)  # API paths: refused in their own shape without the key
+KEYED = ("/api/", OPENAI_PREFIX, "/metrics", "/mcp")  # API paths: refused in their own shape without the key
 
 
 def _offered(headers: Headers) -> str:

@@ -15,6 +15,8 @@ import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
+from contextvars import ContextVar
+from time import perf_counter
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -23,10 +25,15 @@ from ..answer.base import Answer
 from ..answer.questions import Turn, fit_history
 from ..engine import Engine
 from ..errors import IndexDamagedError, IndexInvalidError, IndexMissingError, RagError
+from ..store.index import LoadedIndex
 from .admission import Admission
+from .metrics import Metrics
 from .schemas import problem
 
 RELOAD_SECONDS = 1.0  # how often the index folder is checked for a new build
+# When the question being answered in this context came: a streamed answer ends in another task,
+# which starts with a copy of the request's context.
+_asked: ContextVar[float] = ContextVar("asked")
 
 log = logging.getLogger("rag.http")
 
@@ -44,6 +51,7 @@ class Runtime:
         self._damage_lock = threading.Lock()  # a damaged index is never marked after its successor loaded
         self._on_fatal = on_fatal
         self._stopping = threading.Event()
+        self.metrics = Metrics(self.ready.is_set, self._loaded_index)
 
     def start(self) -> None:
         threading.Thread(target=self._prepare_then_watch, name="rag-index", daemon=True).start()
@@ -60,7 +68,8 @@ class Runtime:
             except IndexMissingError:
                 log.info("no index yet; building it from %s", engine.settings.seeds_dir)
                 self.step = f"building the index from {engine.settings.seeds_dir.name}/ (first run)"
-                engine.build_index()
+                with self.metrics.build("build"):
+                    engine.build_index()
             self.step = "loading the model and warming up"
             # A question (with a digit, so never chit-chat) loads the model, the index, the language
             # model and the thresholds, and pays first-call costs now; it never reaches an LLM server.
@@ -99,6 +108,7 @@ class Runtime:
 
     async def extract(self, question: str, top_k: int | None, history: Sequence[Turn]) -> Answer:
         """The engine's cited sentences or abstention, once admitted; Busy if the line is full."""
+        _asked.set(perf_counter())
         return await self.admission.run(self.engine.extract, question, top_k, None, history)
 
     async def written(self, extractive: Answer, history: Sequence[Turn]) -> AsyncGenerator[str | Answer, None]:
@@ -107,18 +117,31 @@ class Runtime:
         time is not ours, and our answers need not wait on it."""
         writer = self.engine.writer
         if writer is None:
+            self._answered(extractive)
             yield extractive
             return
         # The turns the answer was read with: a request may hold more than the engine reads.
         async with aclosing(writer.stream(extractive, fit_history(history).turns)) as items:
             async for item in items:
+                if isinstance(item, Answer):
+                    self._answered(item)
                 yield item
 
     async def answer(self, question: str, top_k: int | None, history: Sequence[Turn]) -> Answer:
         """The final answer, written or not."""
         extractive = await self.extract(question, top_k, history)
         writer = self.engine.writer
-        return extractive if writer is None else await writer.written(extractive, fit_history(history).turns)
+        answer = extractive if writer is None else await writer.written(extractive, fit_history(history).turns)
+        self._answered(answer)
+        return answer
+
+    def _loaded_index(self) -> LoadedIndex | None:
+        """The index answers are drawn from; None before one is loaded (this never loads it)."""
+        return self.engine.index if self.ready.is_set() or self.damage is not None else None
+
+    def _answered(self, answer: Answer) -> None:
+        asked = _asked.get(None)
+        self.metrics.answered(answer, None if asked is None else perf_counter() - asked)
 
     def damaged(self, exc: IndexDamagedError) -> None:
         """Stop answering from the index in use, unless a new build replaced it meanwhile."""

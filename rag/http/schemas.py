@@ -118,7 +118,7 @@ class DocumentInfo(BaseModel):
     id: str
     title: str
     language: str | None = Field(description="ISO 639 code; null when it could not be told")
-    format: str = Field(description="text, markdown, html or pdf")
+    format: str = Field(description="text, markdown, html, pdf or docx")
     sentences: int
     sha256: str = Field(description="of the source file")
 
@@ -142,7 +142,7 @@ BAD_BODY = {
 UPLOAD_REFUSED = {
     409: {"model": Problem, "description": "another build is changing the index; try again"},
     413: {"model": Problem, "description": "the file is over RAG_MAX_UPLOAD_MB"},
-    415: {"model": Problem, "description": "not a .txt, .md, .html or .pdf file"},
+    415: {"model": Problem, "description": "not a .txt, .md, .html, .pdf or .docx file"},
     422: {"model": Problem, "description": "the file holds no usable text, its name is refused, or the form is wrong"},
     507: {"model": Problem, "description": "the disk of the index is full or read-only; nothing was changed"},
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from .docx_loader import DocxLoader
 from .html_loader import HtmlLoader
 from .layout import Extracted
 from .markdown_loader import MarkdownLoader
@@ -33,4 +34,5 @@ LOADERS: dict[str, Loader] = {
     ".html": HtmlLoader(),
     ".htm": HtmlLoader(),
     ".pdf": PdfLoader(),
+    ".docx": DocxLoader(),
 }
