@@ -1,6 +1,6 @@
 """Write docs/ligne_belvaux_saint_aubin_bilan_2025.pdf (French, fictional) with fpdf2.
 
-Run from anywhere:  /work/main/.venv/bin/python eval/own/make_pdf.py
+From the repository root:  .venv/bin/python eval/own/make_pdf.py
 The text below is the whole document; it was written for this project.
 """
 from pathlib import Path
