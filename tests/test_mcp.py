@@ -2,6 +2,7 @@
 process on the fake embedder; /mcp on the app behind the key and the host list; and, with the
 real model, `rag mcp` over stdio and /mcp on a real `rag serve`."""
 
+import json
 import logging
 import sys
 
@@ -223,6 +224,9 @@ def test_rag_mcp_over_stdio_cites_what_the_engine_cites(seeds_engine):
     assert expected["citations"]  # an answer, or the closest passage: either way, what it cites
     assert cited(result.structured_content["citations"]) == cited(expected["citations"])
     assert result.structured_content["outcome"] == expected["outcome"]
+    # The sentence the dev set marks as the answer (eval/dev.jsonl) is the one cited first.
+    marked = next(json.loads(line) for line in (REPO / "eval" / "dev.jsonl").open() if QUESTION in line)
+    assert any(phrase in result.structured_content["citations"][0]["text"] for phrase in marked["expect"])
 
 
 @pytest.mark.model
