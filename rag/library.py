@@ -129,6 +129,11 @@ class Library:
         and make them the live index; ``language`` overrides the detected one. Bad input raises
         before the old index is touched. Documents unchanged since the live index keep their vectors."""
         started = time.perf_counter()
+        if not paths and not self.settings.seeds_dir.exists():
+            raise InputError(
+                f"no documents to index: {self.settings.seeds_dir} does not exist; "
+                "name them (`rag index PATH ...`) or set RAG_SEEDS_DIR to their folder"
+            )
         documents, skipped = load_documents(list(paths) or [self.settings.seeds_dir], language)
         with build_lock(self.settings.index_dir):
             try:

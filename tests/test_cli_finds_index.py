@@ -3,13 +3,16 @@ or its nearest parent that holds one; where there is none, the commands that rea
 one line naming `rag index`, and `rag index` builds one here. `rag remove` says what it removed.
 In process, on the fake embedder. No model."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from rag.settings import find_index_dir
 
-from .conftest import SEEDS, rag
+from .conftest import SEEDS, free_port, rag
 
 
 @pytest.fixture
@@ -102,3 +105,34 @@ def test_rag_remove_says_what_it_removed_and_what_is_left(project, capsys):
     )
     code, out, _ = rag(capsys, "documents")
     assert out.count("\n") == 1
+
+
+def test_rag_index_without_seeds_or_paths_says_how_to_name_the_documents(tmp_path, monkeypatch, capsys, fake_backend):
+    monkeypatch.delenv("RAG_INDEX_DIR", raising=False)
+    monkeypatch.delenv("RAG_SEEDS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = rag(capsys, "index", "-q")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"rag: error: no documents to index: {tmp_path / 'seeds'} does not exist; "
+        "name them (`rag index PATH ...`) or set RAG_SEEDS_DIR to their folder\n"
+    )
+    assert not (tmp_path / "index" / "CURRENT").exists()
+
+
+def test_rag_serve_without_seeds_or_index_stops_with_that_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAG_INDEX_DIR", "RAG_SEEDS_DIR")}
+    result = subprocess.run(
+        [sys.executable, "-m", "rag", "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    said = [line for line in result.stderr.splitlines() if "no documents to index" in line]
+    assert said == [
+        f"rag: error: no documents to index: {tmp_path / 'seeds'} does not exist; "
+        "name them (`rag index PATH ...`) or set RAG_SEEDS_DIR to their folder"
+    ]

@@ -79,9 +79,10 @@ class Runtime:
             log.info("ready")
         except RagError as exc:
             self.failure = exc
-            log.error("cannot start: %s", exc)
-            if self._on_fatal:
+            if self._on_fatal:  # it says why (rag serve: one line as it exits)
                 self._on_fatal()
+            else:
+                log.error("cannot start: %s", exc)
             return
         refused = None
         while not self._stopping.wait(RELOAD_SECONDS):
