@@ -135,10 +135,10 @@ class Answering:
         text = check_question(question)
         limit = check_citation_limit(top_k)
         index = self._live_index() if index is None else index
-        query = self._query(text)
-        if not len(query.tokens):
-            raise InputError("the question has no words to search for")
-        retrieval = self._read(query, index).retrieval
+        query = self._query(text) if has_content(text) else None
+        if query is None or not len(query.tokens):  # what extract answers with NO_CONTENT
+            raise InputError("the question holds no words to look up")
+        retrieval = self._retrieve(query, index)
         return citations([scored.row for scored in retrieval.ranked[:limit]], retrieval, index)
 
     def _extract(self, text: str, limit: int, index: LoadedIndex, history: list[Turn]) -> Answer:
@@ -184,10 +184,20 @@ class Answering:
 
     def _read(self, question: Query, index: LoadedIndex, earlier: Query | None = None) -> Reading:
         """The question's retrieval and decision, read alone or with the ``earlier`` question."""
+        retrieval = self._retrieve(question, index, earlier)
+        first = index.sentence_text(index.sentences[retrieval.ranked[0].row]) if retrieval.ranked else ""
+        confidence = self._confidence(question.text, retrieval, first, question.vector, index)
+        decision = decide(
+            retrieval, self.thresholds is not None, confidence, self.bars, cannot_state(question.text, first)
+        )
+        text = question.text if earlier is None else f"{earlier.text} {question.text}"
+        return Reading(text, retrieval, decision)
+
+    def _retrieve(self, question: Query, index: LoadedIndex, earlier: Query | None = None) -> Retrieval:
         # The background is scored only for the fallback decision (a model without thresholds).
         background = index.background if self.thresholds is None else None
         context = None if earlier is None else (earlier.vector, earlier.tokens)
-        retrieval = retrieve(
+        return retrieve(
             question.vector,
             question.tokens,
             index.vectors,
@@ -196,13 +206,6 @@ class Answering:
             context,
             *self._calibration(question.text, index),
         )
-        first = index.sentence_text(index.sentences[retrieval.ranked[0].row]) if retrieval.ranked else ""
-        confidence = self._confidence(question.text, retrieval, first, question.vector, index)
-        decision = decide(
-            retrieval, self.thresholds is not None, confidence, self.bars, cannot_state(question.text, first)
-        )
-        text = question.text if earlier is None else f"{earlier.text} {question.text}"
-        return Reading(text, retrieval, decision)
 
     def _earlier_question(self, history: list[Turn], index: LoadedIndex) -> Query | None:
         """The user's most recent earlier question that was a question: one without a letter or

@@ -73,6 +73,9 @@ class Engine:
     def documents(self) -> list[dict]:
         return self.library.documents()
 
+    def document(self, document_id: str) -> dict:
+        return self.library.document(document_id)
+
     def load_index(self) -> LoadedIndex:
         return self.library.load_index()
 
@@ -85,6 +88,11 @@ class Engine:
         return self.library.index
 
     # Answering.
+
+    def warm_up(self) -> None:
+        """Load the model, the index, the language model and the thresholds, and pay first-call
+        costs, with a question that has a digit (so never small talk) and never reaches an LLM server."""
+        self.answering.extract("What happened in 2024?")
 
     def answer(
         self,

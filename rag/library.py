@@ -236,6 +236,13 @@ class Library:
         """The index's documents as GET /api/documents lists them, in index order."""
         return [listing(d, d.sentences) for d in self.index.row_order]
 
+    def document(self, document_id: str) -> dict:
+        """A document's id, title and text (the text citations' offsets index into)."""
+        found = self.index.documents.get(document_id)
+        if found is None:
+            raise NotFoundError(f"there is no document {document_id!r}")
+        return {"id": found.id, "title": found.title, "text": found.text}
+
     def _current(self) -> LoadedIndex:
         try:
             return self._load_checked()

@@ -11,11 +11,12 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import Resource, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__
@@ -29,7 +30,6 @@ DEFAULT_CONTEXT = 300  # characters of read_passage's context on each side, unle
 MAX_CONTEXT = 2000
 MAX_SPAN = 4000  # characters read_passage returns between start and end; the context comes on top
 URI = "rag://documents/{document}"
-WARM_UP = "What happened in 2024?"  # with a digit, so never chit-chat: it loads everything answers need
 
 log = logging.getLogger("rag.mcp")
 T = TypeVar("T")
@@ -74,6 +74,7 @@ class SearchOut(BaseModel):
 
 class DocumentOut(BaseModel):
     id: str
+    uri: str = Field(description="the document as a resource: its whole text")
     title: str
     language: str | None = Field(description="ISO 639 code; null when it could not be told")
     format: str
@@ -121,6 +122,17 @@ class Gate:
 
 
 class _Server(MCPServer):
+    def __init__(self, gate: Gate, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._gate = gate
+
+    async def list_resources(self) -> list[Resource]:
+        """Every document as a resource, for clients that offer only listed ones (Claude Desktop)."""
+        listed = await self._gate.run(self._gate.engine.documents)
+        return [
+            Resource(uri=document_uri(d["id"]), name=d["id"], title=d["title"], mime_type="text/plain") for d in listed
+        ]
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         """Arguments the schema refuses get one line per problem, not pydantic's report that
         echoes the input back across several lines."""
@@ -148,6 +160,7 @@ def create_server(gate: Gate) -> MCPServer:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     server = _Server(
+        gate,
         "rag",
         title="rag: cited answers from your documents",
         instructions="Answers questions from the user's indexed documents with their own sentences, each cited "
@@ -183,7 +196,8 @@ def create_server(gate: Gate) -> MCPServer:
 
     async def list_documents() -> DocumentsOut:
         """The indexed documents: id, title, language, format and number of sentences."""
-        return {"documents": await guarded(gate.run(engine.documents))}
+        listed = await guarded(gate.run(engine.documents))
+        return {"documents": [{**d, "uri": document_uri(d["id"])} for d in listed]}
 
     async def read_passage(
         document: DocumentId,
@@ -215,11 +229,16 @@ def create_server(gate: Gate) -> MCPServer:
     return server
 
 
+def document_uri(document: str) -> str:
+    """The resource of a document: ids are file names, which may hold "?", "#" or spaces."""
+    return URI.format(document=quote(document, safe=""))
+
+
 def _document(engine: Engine, document: str) -> dict:
-    found = engine.index.documents.get(document)
-    if found is None:
-        raise NotFoundError(f"there is no document {document!r}; list_documents gives the ids")
-    return {"id": found.id, "title": found.title, "text": found.text}
+    try:
+        return engine.document(document)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc}; list_documents gives the ids") from None
 
 
 def _passage(engine: Engine, document: str, start: int, end: int, context: int) -> dict:
@@ -237,6 +256,6 @@ def serve_stdio(engine: Engine) -> None:
     """Serve over stdin and stdout until the client closes them. The model and the index load
     first, so that the first question is answered at once and an unusable index is one line on
     stderr and exit status 1 (`rag`'s), before any client waits on it."""
-    engine.extract(WARM_UP)
+    engine.warm_up()
     log.info("serving MCP on stdio for %s", engine.index.generation)
     anyio.run(create_server(Gate(engine)).run_stdio_async)

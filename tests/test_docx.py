@@ -141,6 +141,42 @@ def test_text_in_tracked_changes_fields_and_content_controls_is_read_as_word_sho
     ]
 
 
+def test_hidden_text_form_prompts_and_a_typed_table_of_contents_are_not_read_and_breaks_part_words(tmp_path):
+    """Word shows none of hidden text, an empty field's grey prompt or (as the body) the lines of a
+    table of contents made as a field; they were read and could be cited. A page or column break
+    ran the words on either side into one."""
+    from docx.enum.style import WD_STYLE_TYPE
+
+    document = docx.Document()
+    contents = document.styles.add_style("toc 1", WD_STYLE_TYPE.PARAGRAPH).style_id
+    path = tmp_path / "hidden.docx"
+    document.save(path)
+    run = "<w:r>{}<w:t xml:space='preserve'>{}</w:t></w:r>".format
+    prompt = "<w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent>{}</w:sdtContent></w:sdt>".format
+    hidden, not_hidden = (
+        run("<w:rPr><w:vanish/></w:rPr>", "HIDDEN NOTE."),
+        run('<w:rPr><w:vanish w:val="0"/></w:rPr>', " Not hidden."),
+    )
+    body = (
+        f"<w:p><w:pPr><w:pStyle w:val='{contents}'/></w:pPr>{run('', 'Introduction 1')}</w:p>"
+        f"<w:p>{run('', 'Shown. ')}{hidden}{run('', 'Also shown.')}{not_hidden}</w:p>"
+        f"<w:p>{run('', 'Name:')}{prompt(run('', ' Click or tap here to enter text.'))}</w:p>"
+        f"{prompt(paragraph('Click or tap here to enter text.'))}"
+        f"<w:p>{run('', 'The end')}<w:r><w:br w:type='page'/></w:r>{run('', 'Next')}"
+        f"<w:r><w:br w:type='column'/></w:r>{run('', 'column.')}</w:p>"
+    )
+    path.write_bytes(with_body(path.read_bytes(), body))
+    text = read_document(path).text
+    assert "HIDDEN" not in text and "Click" not in text and "Introduction" not in text
+    assert sentences_of(read_document(path)) == [
+        "Shown.",
+        "Also shown.",
+        "Not hidden.",
+        "Name:",
+        "The end Next column.",
+    ]
+
+
 @pytest.mark.parametrize(
     ("core_title", "body", "title"),
     [

@@ -88,6 +88,8 @@ def test_an_abstention_is_a_result_not_an_error(engine):
         ("ask", {"question": "Who?", "top_k": 11}, "top_k: Input should be less than or equal to 10"),
         ("ask", {"question": "   "}, "the question is empty"),
         ("search", {"query": "Putin", "top_k": 0}, "top_k: Input should be greater than or equal to 1"),
+        ("search", {"query": "???"}, "the question holds no words to look up"),  # as ask abstains on it
+        ("search", {"query": "🙂 !!!"}, "the question holds no words to look up"),
         ("read_passage", {"document": "nope", "start": 0, "end": 5}, "there is no document 'nope'"),
         ("read_passage", {"document": "000_8cb13a5d0c7818f1", "start": 9, "end": 5}, "0 <= start <= end <= 4871"),
         ("read_passage", {"document": "000_8cb13a5d0c7818f1", "start": 0, "end": 4800}, f"at most {MAX_SPAN}"),
@@ -117,13 +119,35 @@ def test_search_lists_documents_and_reads_passages(engine):
         (c.document, c.start, c.score) for c in expected
     ]
     assert listed.structured_content["documents"][0] == {
-        key: value for key, value in engine.documents()[0].items() if key != "sha256"
+        **{key: value for key, value in engine.documents()[0].items() if key != "sha256"},
+        "uri": "rag://documents/000_8cb13a5d0c7818f1",
     }
     text = engine.index.documents["000_8cb13a5d0c7818f1"].text
     assert resource.contents[0].text == text
     read = passage.structured_content
     assert (read["start"], read["end"]) == (0, 450)  # 300 characters each side, cut at the start
     assert read["text"] == text[0:450]
+
+
+def test_every_document_is_a_listed_resource_whatever_its_name(tmp_path):
+    """Clients such as Claude Desktop offer only listed resources; ids are file names, which may
+    hold "?", "#", "&" or spaces: the URIs given are percent-encoded and read back."""
+    engine = fake_engine(tmp_path / "index")
+    engine.build_index()
+    odd = tmp_path / "Q&A #3 what?.txt"
+    odd.write_text("The keeper of the lighthouse wrote in green ink. He kept a log.", encoding="utf-8")
+    engine.add_documents([odd])
+
+    async def work(client):
+        listed = await client.list_resources()
+        documents = await client.call_tool("list_documents", {})
+        return listed, documents, [await client.read_resource(r.uri) for r in listed.resources]
+
+    listed, documents, read = session(create_server(Gate(engine)), work)
+    ids = [d["id"] for d in engine.documents()]
+    assert [r.name for r in listed.resources] == ids and len(ids) == 2
+    assert [str(r.uri) for r in listed.resources] == [d["uri"] for d in documents.structured_content["documents"]]
+    assert [contents.contents[0].text for contents in read] == [engine.index.documents[i].text for i in ids]
 
 
 def test_an_unknown_document_resource_is_not_found(engine):

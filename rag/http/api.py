@@ -94,10 +94,7 @@ async def _events(items: AsyncGenerator[str | Answer, None]) -> AsyncGenerator[s
 def document(document_id: DocumentId, runtime: RuntimeDep):
     if not runtime.ready.is_set():
         return runtime.not_ready()
-    found = runtime.engine.index.documents.get(document_id)
-    if found is None:
-        return problem(404, f"there is no document {document_id!r}")
-    return {"id": found.id, "title": found.title, "text": found.text}
+    return runtime.engine.document(document_id)  # NotFoundError: 404
 
 
 @router.head("/api/documents", include_in_schema=False)

@@ -71,9 +71,7 @@ class Runtime:
                 with self.metrics.build("build"):
                     engine.build_index()
             self.step = "loading the model and warming up"
-            # A question (with a digit, so never chit-chat) loads the model, the index, the language
-            # model and the thresholds, and pays first-call costs now; it never reaches an LLM server.
-            engine.extract("What happened in 2024?")
+            engine.warm_up()
             self._sweep()
             self.ready.set()
             log.info("ready")

@@ -1,7 +1,8 @@
 """Word documents (.docx) through python-docx: the body's paragraphs and tables in document
 order (content controls included), paragraphs styled Title or Heading 1-9 as the sections, each
 table cell's paragraphs as blocks of their own, text as Word shows it with tracked changes
-accepted. Tables of contents, headers, footers, footnotes, comments and text boxes are left out."""
+accepted. Tables of contents, hidden text, the prompts of empty form fields, headers, footers,
+footnotes, comments and text boxes are left out; so are symbols (w:sym) and equations."""
 
 from __future__ import annotations
 
@@ -35,11 +36,18 @@ _P, _TC, _SDT, _SDT_CONTENT = f"{_W}p", f"{_W}tc", f"{_W}sdt", f"{_W}sdtContent"
 _BLOCKS = (_P, f"{_W}tbl", f"{_W}tr", _TC, _SDT, f"{_W}customXml")  # paragraphs, and what holds them
 _GALLERY = f"{_W}sdtPr/{_W}docPartObj/{_W}docPartGallery"  # what kind of building block a control holds
 # What python-docx reads as a run's text, in runs anywhere in the paragraph but in a text box's
-# own paragraphs, a ruby's phonetic guide, or text deleted or moved away (tracked changes).
+# own paragraphs, a ruby's phonetic guide, text deleted or moved away (tracked changes), hidden
+# text (w:vanish, which Word neither shows nor prints) and the grey prompt of an empty form field.
+_OFF = "@w:val='0' or @w:val='false' or @w:val='off'"
 _RUN_TEXT = (
-    ".//w:r[not(ancestor::w:txbxContent or ancestor::w:rt or ancestor::w:del or ancestor::w:moveFrom)]"
+    ".//w:r[not(ancestor::w:txbxContent or ancestor::w:rt or ancestor::w:del or ancestor::w:moveFrom"
+    f" or w:rPr/w:vanish[not({_OFF})] or ancestor::w:sdt[w:sdtPr/w:showingPlcHdr[not({_OFF})]])]"
     "/*[self::w:t or self::w:tab or self::w:br or self::w:cr or self::w:noBreakHyphen or self::w:ptab]"
 )
+_BR = f"{_W}br"
+# A line of a table of contents made as a field, not a content control (older files, generators):
+# styled "toc 1".."toc 9", it repeats a heading with its page number.
+_CONTENTS = 0
 _HEADINGS = {"Title": 1} | {f"Heading {level}": min(level, 6) for level in range(1, 10)}
 
 
@@ -109,7 +117,8 @@ def _text(paragraph) -> str:
     """A paragraph's text as Word shows it (python-docx's elements give a tab as "\\t", a break as
     "\\n"...). Its Paragraph.text reads only the runs directly in it or in a hyperlink, and left
     out tracked insertions, fields' results and inline content controls, mid-sentence."""
-    return "".join(str(item) for item in _run_text()(paragraph))
+    # A page or column break is "" to python-docx: the words on either side would run together.
+    return "".join(str(item) or (" " if item.tag == _BR else "") for item in _run_text()(paragraph))
 
 
 def _read(data: bytes, source: Path) -> tuple[Layout, str | None]:
@@ -125,12 +134,14 @@ def _read(data: bytes, source: Path) -> tuple[Layout, str | None]:
         # Looked up once: python-docx finds a paragraph's style by a search through all styles
         # (with Paragraph.style and .text, 100,000 paragraphs took 44 s; here 0.6 s).
         levels = {
-            style.style_id: _HEADINGS.get(style.name)
+            style.style_id: _HEADINGS.get(style.name, _CONTENTS if style.name.lower().startswith("toc ") else None)
             for style in document.styles
             if style.type == WD_STYLE_TYPE.PARAGRAPH
         }
         for paragraph in _paragraphs(document.element.body):
             level = levels.get(paragraph.style)
+            if level == _CONTENTS:
+                continue
             if level:
                 layout.heading(_text(paragraph), level)
             else:
