@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import RagError
@@ -14,20 +15,23 @@ from .errors import RagError
 EXIT_ERROR = 1
 EXIT_BELOW_BAR = 3
 EXIT_INTERRUPTED = 130
+# The Host names `rag serve --host` on the loopback answers unless RAG_ALLOWED_HOSTS says otherwise.
+LOOPBACK = ("127.0.0.1", "localhost")
 
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _engine(builds: bool = False):
-    """The engine on the settings. Unless the command ``builds`` an index where there is none
-    (index, serve), an index must have been found (or RAG_INDEX_DIR set, which has its own word)."""
+def _engine(builds: bool = False, settings=None):
+    """The engine on the settings (the environment's unless given). Unless the command ``builds``
+    an index where there is none (index, serve), an index must have been found (or RAG_INDEX_DIR
+    set, which has its own word)."""
     from .engine import Engine
     from .errors import IndexMissingError
     from .settings import Settings, holds_index
 
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
     if not (builds or os.environ.get("RAG_INDEX_DIR") or holds_index(settings.index_dir)):
         raise IndexMissingError(
             f"no index in {settings.index_dir} or any parent folder's index/; `rag index` builds one"
@@ -176,8 +180,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.should_exit = True
 
     from .http.protocol import server_config
+    from .settings import Settings
 
-    engine = _engine(builds=True)
+    settings = Settings.from_env()
+    if args.host in LOOPBACK and not settings.allowed_hosts:
+        # DNS rebinding: a web page whose own name its attacker points at 127.0.0.1 could call a
+        # local server (/api, /mcp) with that name as Host. Only the machine's own names are served.
+        settings = replace(settings, allowed_hosts=LOOPBACK)
+    engine = _engine(builds=True, settings=settings)
     app = create_app(engine, on_fatal=stop)
     server = uvicorn.Server(server_config(app, engine.settings, args.host, args.port))
     print(f"Serving on http://{args.host}:{args.port}/ (Ctrl+C stops)", file=sys.stderr)

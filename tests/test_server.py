@@ -204,15 +204,21 @@ def test_smuggling_shapes_and_host_headers_get_no_purchase(server):
     )
     # Refused whole by llhttp (rag/http/protocol.py answers it), never read as two requests.
     assert both.startswith(b"HTTP/1.1 400 ") and both.count(b"HTTP/1.1 ") == 1 and b"connection: close" in both
-    slash = raw_request(server, b"GET /healthz/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
-    assert slash.startswith(b"HTTP/1.1 404 ") and b"evil.example" not in slash, "no redirect built from Host"
+    slash = raw_request(server, b"GET /healthz/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert slash.startswith(b"HTTP/1.1 404 ") and b"location" not in slash.lower(), "no redirect built from Host"
+    # DNS rebinding: on the loopback, `rag serve` answers only the machine's own names by default.
+    for host in (b"evil.example", b"127.0.0.1.evil.example"):
+        other = raw_request(server, b"GET /api/documents HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        assert other.startswith(b"HTTP/1.1 400 ") and host not in other
     assert call(server.base, "/healthz")[0] == 200
 
 
 def test_allowed_hosts_refuse_other_host_headers(tmp_path):
     from .conftest import running_server
 
-    with running_server(tmp_path, RAG_ALLOWED_HOSTS="127.0.0.1, localhost") as server:
+    with running_server(tmp_path, RAG_ALLOWED_HOSTS="127.0.0.1, docs.example") as server:
         assert call(server.base, "/healthz")[0] == 200
-        other = raw_request(server, b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+        named = raw_request(server, b"GET /healthz HTTP/1.1\r\nHost: docs.example\r\nConnection: close\r\n\r\n")
+        assert named.startswith(b"HTTP/1.1 200 ")
+        other = raw_request(server, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         assert other.startswith(b"HTTP/1.1 400 ")
