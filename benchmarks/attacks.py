@@ -293,7 +293,7 @@ def slow_reader(server, requests: int = 60) -> socket.socket:
     reader.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
     reader.bind(("127.0.0.2", 0))
     reader.connect(("127.0.0.1", server.port))
-    ask = f"GET /api/documents/{SEED_ID} HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.key}\r\n\r\n"
+    ask = f"GET /api/documents/{SEED_ID} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {server.key}\r\n\r\n"
     reader.sendall(ask.encode() * requests)
     return reader
 

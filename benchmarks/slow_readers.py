@@ -90,7 +90,7 @@ def slow_reader(port: int, address: str, document: str) -> socket.socket:
     reader.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
     reader.bind((address, 0))
     reader.connect(("127.0.0.1", port))
-    reader.sendall(f"GET /api/documents/{document} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    reader.sendall(f"GET /api/documents/{document} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     return reader
 
 
