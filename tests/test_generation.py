@@ -7,16 +7,15 @@ import concurrent.futures
 import itertools
 import json
 import logging
+import os
 import re
 import socket
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from hypothesis import given
@@ -30,7 +29,7 @@ from rag.answer.questions import MAX_ANSWER_CHARACTERS, Turn
 from rag.errors import RagError
 from rag.settings import Settings
 
-from .conftest import FakeEmbedder, call, fake_engine, rag
+from .conftest import FakeEmbedder, call, fake_engine, rag, serving_app
 
 PORTS = range(18740, 18750)  # the ports these tests may use, on 127.0.0.1
 KEY = "sk-test-5b1d0e7c-never-shown"
@@ -169,7 +168,10 @@ class RecordedLLM:
 
 
 def free_port_in_range() -> int:
-    for port in PORTS:
+    # Each pytest-xdist worker starts at its own place in the range: two probing it from the same
+    # end at once would both find the first port free, and one server would fail to bind.
+    start = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) * 3 % len(PORTS)
+    for port in [*PORTS[start:], *PORTS[:start]]:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: past TIME-WAIT
             try:
@@ -180,28 +182,10 @@ def free_port_in_range() -> int:
     raise AssertionError(f"no free port in {PORTS}")
 
 
-@contextmanager
-def serving(app):
-    """``app`` on a real uvicorn on 127.0.0.1, in a thread; its base URL."""
-    port = free_port_in_range()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
-
 @pytest.fixture(scope="module")
 def llm_server():
     llm = RecordedLLM()
-    with serving(llm.app) as base:
+    with serving_app(llm.app, free_port_in_range()) as base:
         llm.base = base
         yield llm
 
@@ -580,7 +564,7 @@ def rag_serving(index_dir, llm, monkeypatch, **env):
     for name, value in {**variables, **env}.items():
         monkeypatch.setenv(name, value)
     engine = Engine(Settings.from_env(), embedder=FakeEmbedder())
-    with serving(create_app(engine)) as base:
+    with serving_app(create_app(engine), free_port_in_range()) as base:
         deadline = time.monotonic() + 30
         while call(base, "/readyz")[0] != 200:
             assert time.monotonic() < deadline

@@ -2,13 +2,10 @@
 Requests timed by route template, answers counted by outcome, the index and builds, behind the
 key when one is set; in process on the fake embedder, and once over a real uvicorn."""
 
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,7 +13,7 @@ from rag.answer.base import Answer
 from rag.errors import StorageError
 from rag.http.app import create_app
 
-from .conftest import call, fake_engine, free_port, ready_client
+from .conftest import call, fake_engine, ready_client, serving_app
 
 KEY = "a-key-of-24-characters.."
 ARTICLE = "000_8cb13a5d0c7818f1"
@@ -176,26 +173,8 @@ def test_metrics_need_the_key_when_one_is_set(tmp_path):
         assert head.status_code == 200 and head.content == b""
 
 
-@contextmanager
-def serving(app):
-    """``app`` on a real uvicorn on 127.0.0.1, in a thread; its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
-
 def test_a_scraper_with_the_key_over_a_real_server(tmp_path):
-    with serving(create_app(fake_engine(tmp_path / "index", api_key=KEY))) as base:
+    with serving_app(create_app(fake_engine(tmp_path / "index", api_key=KEY))) as base:
         bearer = {"Authorization": f"Bearer {KEY}"}
         deadline = time.monotonic() + 30
         while call(base, "/readyz")[0] != 200:

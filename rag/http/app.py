@@ -33,10 +33,10 @@ from .admission import Busy
 from .middleware import BodyLimit, Guard
 from .openai_api import refusal_for
 from .runtime import Runtime
+from .schemas import METHODS
 
 MAX_BODY_BYTES = 64 * 1024
 MULTIPART_OVERHEAD = 16 * 1024
-METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")  # sorted, as Allow names them
 
 
 def _describe(exc: RequestValidationError) -> str:

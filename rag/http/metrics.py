@@ -21,11 +21,11 @@ from ..answer.base import Answer
 from ..answer.smalltalk import CHITCHAT, NO_CONTENT
 from ..errors import BusyError, InputError
 from ..store.index import LoadedIndex
+from .schemas import METHODS
 
 OUTCOMES = ("answer", "closest", "none", "smalltalk")
 BUILDS = ("upload", "delete", "build")
 RESULTS = ("ok", "failed")
-METHODS = frozenset(("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"))
 UNMATCHED = "unmatched"  # every path no route serves, as one label
 # Answers with an LLM server writing them take seconds; builds of many documents, minutes.
 ANSWER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

@@ -18,6 +18,8 @@ from ..answer.questions import (
 # Turns a request may hold: the engine reads the last MAX_TURNS and cuts the rest (history_cut),
 # so a conversation that grew is answered; this bound (and the body's 64 KiB) only caps the work.
 MOST_TURNS_SENT = 1000
+# The standard HTTP methods, sorted as Allow names them (and /metrics labels any other "other").
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def _whole_number(value: object) -> int:
