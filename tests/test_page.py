@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from .conftest import REPO, call, running_server
+from .conftest import REPO, call, running_server, serving_app
 from .test_formats import HTML, MARKDOWN, write_pdf
 
 pytestmark = pytest.mark.model
@@ -267,10 +267,10 @@ def test_a_generated_answer_is_shown_as_text_with_its_markers(browser, tmp_path)
     their sentence; with and without script."""
     from playwright.sync_api import expect
 
-    from .test_generation import RecordedLLM, Reply, completion, serving
+    from .test_generation import RecordedLLM, Reply, completion, free_port_in_range
 
     llm = RecordedLLM()
-    with serving(llm.app) as base:
+    with serving_app(llm.app, free_port_in_range()) as base:
         llm.base = base
         said = "Putin demanded <b>that Ukraine stay out of NATO</b> [1], and more [9]."
         reply = said + " He said so in Alaska, as the article reports in its first lines, to the press."
@@ -563,7 +563,7 @@ def test_the_page_gets_ready_calmly_then_becomes_the_chat_with_and_without_javas
     from rag.http.app import create_app
 
     from .conftest import fake_engine
-    from .test_generation import serving
+    from .test_generation import free_port_in_range
 
     for javascript in (True, False):
         engine = fake_engine(tmp_path / f"index-{javascript}")
@@ -574,7 +574,7 @@ def test_the_page_gets_ready_calmly_then_becomes_the_chat_with_and_without_javas
             return build(*args, **kwargs)
 
         engine.build_index = held
-        with serving(create_app(engine)) as base:
+        with serving_app(create_app(engine), free_port_in_range()) as base:
             try:
                 opened = Visit(browser, SimpleNamespace(base=base), javascript)
                 page = opened.page
